@@ -1,0 +1,84 @@
+"""Product listing and the first data route: a NetCDF subset of a product."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from api.deps import CatalogReader, EntitledDep, ProductDep, SessionsDep, SettingsDep, StoreDep
+from api.schemas import ProductList, ProductOut
+from catalog import subset as engine
+from catalog.products import list_products
+from catalog.selection import parse_selection
+
+router = APIRouter(prefix="/v1/products", tags=["products"])
+
+
+@router.get("", response_model=ProductList)
+def products(_: CatalogReader, sessions: SessionsDep) -> ProductList:
+    """Every published product with its current version and variables."""
+    with sessions() as session:
+        items = list_products(session)
+    return ProductList(products=[ProductOut.model_validate(p) for p in items])
+
+
+@router.get("/{product_id}", response_model=ProductOut)
+def product(_: CatalogReader, item: ProductDep) -> ProductOut:
+    return ProductOut.model_validate(item)
+
+
+@router.get(
+    "/{product_id}/subset",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/x-netcdf": {}}, "description": "CF NetCDF4"}},
+    openapi_extra={"x-oceanmart-data": True},
+)
+def subset(
+    gate: EntitledDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="west,south,east,north in degrees; cells whose centre is inside, "
+            "both ends included; west > east crosses the antimeridian",
+            examples=["-10,-20,10,20"],
+        ),
+    ] = None,
+    depth: Annotated[
+        str | None, Query(description="min,max depth in metres", examples=["0,100"])
+    ] = None,
+    variables: Annotated[
+        str | None, Query(description="comma-separated variable names", examples=["TEMP"])
+    ] = None,
+    format: Annotated[Literal["netcdf"], Query(description="output format")] = "netcdf",
+) -> FileResponse:
+    """Cut a subset of the product's current version and return it as CF NetCDF4."""
+    selection = parse_selection(bbox, depth, variables)
+    version = gate.product.version
+    assert version is not None  # get_product only returns published products
+    selected = engine.apply(store.open_version(version.store_path), selection)
+    engine.check_limit(engine.estimate(selected), settings.max_request_bytes)
+    fd, tmp = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
+    os.close(fd)
+    try:
+        engine.write_netcdf(
+            selected, Path(tmp),
+            product_id=gate.product.id, version_id=version.id, selection=selection,
+        )
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return FileResponse(
+        tmp,
+        media_type="application/x-netcdf",
+        filename=f"{gate.product.id}_{version.id}_subset.nc",
+        background=BackgroundTask(os.unlink, tmp),
+        headers={"OceanMart-Product-Version": version.id},
+    )

@@ -1,0 +1,121 @@
+"""Request and response models of the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from oceanmart.accounts import AccountKind, Scope
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    kind: AccountKind
+
+
+class AccountOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    kind: AccountKind
+    created_at: datetime
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: str
+    scopes: list[Scope] = Field(min_length=1)
+    label: str = Field(default="", max_length=100)
+    expires_at: AwareDatetime | None = None
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    account: str
+    scopes: list[str]
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The key itself. Shown once; only its hash is stored.")
+
+
+class WhoAmI(BaseModel):
+    account: str
+    kind: AccountKind
+    key_id: str
+    scopes: list[str]
+
+
+class EntitlementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    account: str
+    product: str
+    expires_at: AwareDatetime | None = None
+
+
+class EntitlementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    account: str
+    product: str
+    kind: str
+    granted_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class VariableOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    standard_name: str
+    units: str
+    long_name: str
+    dims: list[str]
+    dtype: str
+
+
+class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    created_at: datetime
+    dims: dict[str, int]
+    extent: dict[str, Any]
+    stored_bytes: int
+    value_count: int
+    variables: list[VariableOut]
+
+
+class ProductOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    title: str
+    title_zh: str
+    summary: str
+    summary_zh: str
+    theme: str
+    license: str
+    provider: str
+    visibility: str
+    created_at: datetime
+    updated_at: datetime
+    version: VersionOut | None
+
+
+class ProductList(BaseModel):
+    products: list[ProductOut]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str

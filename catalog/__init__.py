@@ -1,0 +1,1 @@
+"""Catalog: products, versions and variables; selections; the subset engine."""

@@ -1,0 +1,107 @@
+"""Catalog queries: products and their current versions, as value objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.models import Product, ProductVersion, Variable
+from oceanmart.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class VariableInfo:
+    name: str
+    standard_name: str
+    units: str
+    long_name: str
+    dims: tuple[str, ...]
+    dtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    id: str
+    created_at: datetime
+    store_path: str
+    dims: dict[str, int]
+    extent: dict[str, Any]
+    stored_bytes: int
+    value_count: int
+    variables: tuple[VariableInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfo:
+    id: str
+    title: str
+    title_zh: str
+    summary: str
+    summary_zh: str
+    theme: str
+    license: str
+    provider: str
+    visibility: str
+    created_at: datetime
+    updated_at: datetime
+    version: VersionInfo | None
+
+
+def _version(session: Session, version_id: str | None) -> VersionInfo | None:
+    if version_id is None:
+        return None
+    v = session.get(ProductVersion, version_id)
+    if v is None:
+        return None
+    variables = session.scalars(
+        select(Variable).where(Variable.version_id == v.id).order_by(Variable.name)
+    )
+    return VersionInfo(
+        id=v.id,
+        created_at=v.created_at,
+        store_path=v.store_path,
+        dims=dict(v.dims),
+        extent=dict(v.extent),
+        stored_bytes=v.stored_bytes,
+        value_count=v.value_count,
+        variables=tuple(
+            VariableInfo(x.name, x.standard_name, x.units, x.long_name, tuple(x.dims), x.dtype)
+            for x in variables
+        ),
+    )
+
+
+def _info(session: Session, p: Product) -> ProductInfo:
+    return ProductInfo(
+        id=p.id,
+        title=p.title,
+        title_zh=p.title_zh,
+        summary=p.summary,
+        summary_zh=p.summary_zh,
+        theme=p.theme,
+        license=p.license,
+        provider=p.provider,
+        visibility=p.visibility,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+        version=_version(session, p.current_version_id),
+    )
+
+
+def list_products(session: Session) -> list[ProductInfo]:
+    """Published products (those with a current version), ordered by id."""
+    rows = session.scalars(
+        select(Product).where(Product.current_version_id.is_not(None)).order_by(Product.id)
+    )
+    return [_info(session, p) for p in rows]
+
+
+def get_product(session: Session, product_id: str) -> ProductInfo:
+    p = session.get(Product, product_id)
+    if p is None or p.current_version_id is None:
+        raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
+    return _info(session, p)

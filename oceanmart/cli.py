@@ -1,0 +1,409 @@
+"""The ``oceanmart`` command line.
+
+This module is the composition root: it imports the other packages lazily, inside the
+commands that need them, so ``oceanmart --help`` is fast and no package below depends
+on the CLI. Every command builds one Settings object and passes it on. Errors of the
+error tree are printed as one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from oceanmart.errors import OceanMartError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from oceanmart.settings import Settings
+
+app = typer.Typer(
+    name="oceanmart",
+    help="OceanMart: ocean data products, quotes, payments and a verifiable access ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts of buyers, providers and operators.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+ent_app = typer.Typer(help="Grant or revoke an account's access to a product.", no_args_is_help=True)
+products_app = typer.Typer(help="Published products.", no_args_is_help=True)
+corpus_app = typer.Typer(help="The real-data corpus (pinned, hash-checked).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(ent_app, name="entitlements")
+app.add_typer(products_app, name="products")
+app.add_typer(corpus_app, name="corpus")
+
+LEVITUS_SPEC = Path(__file__).resolve().parent.parent / "ingest" / "specs" / "levitus-climatology.yaml"
+
+
+def _settings(**overrides: object) -> Settings:
+    from oceanmart.logging import configure_logging
+    from oceanmart.settings import load_settings
+
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _engine(settings: Settings) -> Engine:
+    from oceanmart.db import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def _sessions(settings: Settings, *, check_schema: bool = True) -> sessionmaker[Session]:
+    from oceanmart.db import current_revision, head_revision, make_sessionmaker
+
+    engine = _engine(settings)
+    if check_schema and current_revision(engine) != head_revision(engine):
+        raise OceanMartError("the database schema is not up to date: run `oceanmart db upgrade`")
+    return make_sessionmaker(engine)
+
+
+def _out(line: str = "") -> None:
+    typer.echo(line)
+
+
+# -- db -------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations to OCEANMART_DATABASE_URL (SQLite under ./var by default)."""
+    from oceanmart.db import current_revision, upgrade
+
+    settings = _settings()
+    engine = _engine(settings)
+    upgrade(engine, revision)
+    _out(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database."""
+    from oceanmart.db import current_revision
+
+    _out(str(current_revision(_engine(_settings()))))
+
+
+# -- accounts, keys, entitlements -----------------------------------------------------
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    kind: Annotated[str, typer.Option(help="enterprise | research | government | provider")],
+) -> None:
+    """Create an account."""
+    from oceanmart.accounts import create_account
+    from oceanmart.db import transaction
+
+    with transaction(_sessions(_settings())) as session:
+        info = create_account(session, name, kind)
+    _out(f"created account {info.name} ({info.kind.value}, id {info.id})")
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List accounts."""
+    from oceanmart.accounts import list_accounts
+
+    with _sessions(_settings())() as session:
+        for a in list_accounts(session):
+            _out(f"{a.name}\t{a.kind.value}\t{a.created_at.isoformat()}")
+
+
+def _expiry(days: float | None) -> datetime | None:
+    return None if days is None else datetime.now(UTC) + timedelta(days=days)
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account name.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: catalog:read,data:read,orders:write,admin")
+    ] = "catalog:read,data:read",
+    label: Annotated[str, typer.Option(help="A note to recognise the key by.")] = "",
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after N days.")] = None,
+) -> None:
+    """Create a key. The key is printed alone on the last line, once; only its hash is kept."""
+    from oceanmart.accounts import create_key
+    from oceanmart.db import transaction
+
+    with transaction(_sessions(_settings())) as session:
+        info, raw = create_key(
+            session, account, scopes, label=label, expires_at=_expiry(expires_in_days)
+        )
+    _out(f"key id {info.id} for {info.account}, scopes {','.join(info.scopes)}")
+    _out("the key is shown once; store it now:")
+    _out(raw)
+
+
+@keys_app.command("list")
+def keys_list(account: Annotated[str | None, typer.Option(help="Only this account.")] = None) -> None:
+    """List keys (never the secrets)."""
+    from oceanmart.accounts import list_keys
+
+    with _sessions(_settings())() as session:
+        for k in list_keys(session, account):
+            state = "revoked" if k.revoked_at else "active"
+            expires = k.expires_at.isoformat() if k.expires_at else "never"
+            used = k.last_used_at.isoformat() if k.last_used_at else "never"
+            _out(f"{k.id}\t{k.account}\t{','.join(k.scopes)}\t{state}\texpires {expires}\tused {used}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by its id (the part after `om_`); effective on the next request."""
+    from oceanmart.accounts import revoke_key
+    from oceanmart.db import transaction
+
+    with transaction(_sessions(_settings())) as session:
+        info = revoke_key(session, key_id)
+    _out(f"revoked key {info.id} of {info.account}")
+
+
+@ent_app.command("grant")
+def entitlements_grant(
+    account: Annotated[str, typer.Option(help="Account name.")],
+    product: Annotated[str, typer.Option(help="Product id.")],
+    expires_in_days: Annotated[float | None, typer.Option(help="Expire after N days.")] = None,
+) -> None:
+    """Give an account access to a product's data."""
+    from oceanmart.db import transaction
+    from pricing.entitlements import grant
+
+    with transaction(_sessions(_settings())) as session:
+        info = grant(session, account, product, granted_by="cli", expires_at=_expiry(expires_in_days))
+    _out(f"entitlement {info.id}: {info.account} may read {info.product}")
+
+
+@ent_app.command("list")
+def entitlements_list(account: Annotated[str | None, typer.Option()] = None) -> None:
+    """List entitlements."""
+    from pricing.entitlements import list_entitlements
+
+    with _sessions(_settings())() as session:
+        for e in list_entitlements(session, account):
+            state = "revoked" if e.revoked_at else "active"
+            _out(f"{e.id}\t{e.account}\t{e.product}\t{e.kind}\t{state}")
+
+
+@ent_app.command("revoke")
+def entitlements_revoke(entitlement_id: int) -> None:
+    """Revoke an entitlement."""
+    from oceanmart.db import transaction
+    from pricing.entitlements import revoke
+
+    with transaction(_sessions(_settings())) as session:
+        info = revoke(session, entitlement_id)
+    _out(f"revoked entitlement {info.id} ({info.account} on {info.product})")
+
+
+# -- products and ingest --------------------------------------------------------------
+
+
+@products_app.command("list")
+def products_list() -> None:
+    """List published products with their current version."""
+    from catalog.products import list_products
+
+    with _sessions(_settings())() as session:
+        for p in list_products(session):
+            version = p.version.id if p.version else "-"
+            _out(f"{p.id}\t{version}\t{p.theme}\t{p.title}")
+
+
+@products_app.command("show")
+def products_show(product_id: str) -> None:
+    """Show one product, its version and variables."""
+    from catalog.products import get_product
+
+    with _sessions(_settings())() as session:
+        p = get_product(session, product_id)
+    _out(f"{p.id}: {p.title} / {p.title_zh}")
+    _out(f"theme {p.theme}, license {p.license}, provider {p.provider}")
+    if p.version:
+        _out(f"version {p.version.id}, dims {p.version.dims}, {p.version.stored_bytes} bytes")
+        for v in p.version.variables:
+            _out(f"  {v.name}\t{v.standard_name}\t{v.units}\t{','.join(v.dims)}")
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="SPEC.yaml, or source files with --product")],
+    product: Annotated[
+        str | None, typer.Option(help="Product id when ingesting files without a spec.")
+    ] = None,
+) -> None:
+    """Ingest a product from a spec file, or from source files with an inferred spec."""
+    from catalog.store import DataStore
+    from ingest import infer_spec, load_spec
+    from ingest import ingest as run
+
+    settings = _settings()
+    if product is None:
+        if len(sources) != 1 or sources[0].suffix.lower() not in (".yaml", ".yml"):
+            raise OceanMartError("give one SPEC.yaml, or source files with --product ID")
+        spec = load_spec(sources[0])
+    else:
+        spec = infer_spec(product, sources)
+        typer.echo("# inferred spec (save it and edit it for a reproducible ingest):", err=True)
+        typer.echo(spec.to_yaml(), err=True)
+    result = run(
+        spec,
+        sessions=_sessions(settings),
+        store=DataStore(settings.data_path),
+        corpus_dir=settings.corpus_dir,
+        progress=lambda msg: typer.echo(f"[ingest] {msg}", err=True),
+    )
+    ratio = result.value_count * 4 / max(1, result.stored_bytes)
+    state = "published" if result.created else "already published"
+    _out(
+        f"{state} {result.product_id} version {result.version_id}: {result.value_count} values, "
+        f"{result.bytes_read} bytes read, {result.stored_bytes} bytes stored "
+        f"(~{ratio:.1f}x vs float32), {result.seconds:.1f} s"
+    )
+
+
+# -- corpus ---------------------------------------------------------------------------
+
+
+@corpus_app.command("fetch")
+def corpus_fetch() -> None:
+    """Fetch every corpus file (Debian packages) into OCEANMART_CORPUS_DIR and check hashes."""
+    from ingest.corpus import FILES, corpus_path
+
+    settings = _settings()
+    for name in FILES:
+        _out(str(corpus_path(name, settings.corpus_dir)))
+
+
+@corpus_app.command("verify")
+def corpus_verify() -> None:
+    """Check cached corpus files against their pinned hashes; exit 1 on any mismatch."""
+    from ingest.corpus import verify
+
+    results = verify(_settings().corpus_dir)
+    for name, ok in results.items():
+        _out(f"{'ok' if ok else 'MISSING OR CHANGED'}\t{name}")
+    if not all(results.values()):
+        raise typer.Exit(1)
+
+
+# -- serving --------------------------------------------------------------------------
+
+
+def _run_server(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from api import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default OCEANMART_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default OCEANMART_PORT.")] = None,
+) -> None:
+    """Run the HTTP API (the database must be migrated: `oceanmart db upgrade`)."""
+    settings = _settings()
+    _sessions(settings)  # refuses to start on an out-of-date schema
+    _run_server(settings, host or settings.host, port if port is not None else settings.port)
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server.")] = True,
+) -> None:
+    """Run the marketplace on the embedded default: ./var, real sample data, keys printed."""
+    from sqlalchemy import select
+
+    from catalog.store import DataStore
+    from ingest import ingest as run
+    from ingest import load_spec
+    from oceanmart.accounts import create_account, create_key, get_account
+    from oceanmart.db import make_sessionmaker, transaction, upgrade
+    from oceanmart.errors import NotFound
+    from pricing.entitlements import Entitlement, grant
+
+    settings = _settings(demo=True)
+    engine = _engine(settings)
+    typer.echo("[demo] migrating the database", err=True)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    spec = load_spec(LEVITUS_SPEC)
+    result = run(
+        spec,
+        sessions=sessions,
+        store=DataStore(settings.data_path),
+        corpus_dir=settings.corpus_dir,
+        progress=lambda msg: typer.echo(f"[demo] {msg}", err=True),
+    )
+    with transaction(sessions) as session:
+        for name, kind in (("operator", "provider"), ("demo-buyer", "enterprise")):
+            try:
+                get_account(session, name)
+            except NotFound:
+                create_account(session, name, kind)
+        _, admin_key = create_key(session, "operator", "admin", label="demo admin")
+        _, buyer_key = create_key(
+            session, "demo-buyer", "catalog:read,data:read,orders:write", label="demo buyer"
+        )
+        buyer = get_account(session, "demo-buyer")
+        has = session.scalar(
+            select(Entitlement.id).where(
+                Entitlement.account_id == buyer.id,
+                Entitlement.product_id == spec.id,
+                Entitlement.revoked_at.is_(None),
+            )
+        )
+        if has is None:
+            grant(session, "demo-buyer", spec.id, granted_by="demo")
+    base = f"http://{host}:{port}"
+    _out(f"OceanMart demo: product {result.product_id} version {result.version_id}")
+    _out(f"  API docs     {base}/docs")
+    _out(f"  products     {base}/v1/products")
+    _out(
+        f"  subset       {base}/v1/products/{spec.id}/subset"
+        "?bbox=-10,-20,10,20&depth=0,100&variables=TEMP&format=netcdf"
+    )
+    _out(f"  admin key    {admin_key}")
+    _out(f"  buyer key    {buyer_key}")
+    _out(f'  try: curl -H "Authorization: Bearer {buyer_key}" {base}/v1/products')
+    sys.stdout.flush()
+    if serve:
+        _run_server(settings, host, port)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning our errors into one line and exit code 1."""
+    try:
+        app()
+    except OceanMartError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

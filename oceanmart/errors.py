@@ -1,0 +1,125 @@
+"""The one error tree of OceanMart.
+
+Domain code raises these; it never knows about HTTP. The API maps each class to a
+status code and a problem+json ``type`` in one place (``api/errors.py``) and the CLI
+prints ``detail`` as a one-line message. ``code`` is the stable, machine-readable
+name of the error kind; never reuse one for a different meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+
+class OceanMartError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    title: ClassVar[str] = "OceanMart error"
+
+    def __init__(self, detail: str, *, extensions: Mapping[str, object] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions: dict[str, object] = dict(extensions or {})
+
+
+class ConfigurationError(OceanMartError):
+    code = "configuration"
+    title = "Configuration error"
+
+
+class InvalidInput(OceanMartError):
+    code = "invalid-input"
+    title = "Invalid input"
+
+
+class InvalidParameter(InvalidInput):
+    """A named request parameter is malformed; ``parameter`` names it."""
+
+    code = "invalid-parameter"
+    title = "Invalid parameter"
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"{parameter}: {detail}", extensions={"parameter": parameter})
+        self.parameter = parameter
+
+
+class EmptySelection(InvalidInput):
+    code = "empty-selection"
+    title = "The selection contains no data"
+
+
+class NotFound(OceanMartError):
+    code = "not-found"
+    title = "Not found"
+
+
+class AlreadyExists(OceanMartError):
+    code = "already-exists"
+    title = "Already exists"
+
+
+class AuthenticationRequired(OceanMartError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class InvalidKey(AuthenticationRequired):
+    """Malformed, unknown or revoked key (deliberately not told apart)."""
+
+    code = "invalid-key"
+    title = "Invalid API key"
+
+
+class ExpiredKey(AuthenticationRequired):
+    code = "expired-key"
+    title = "API key expired"
+
+
+class PermissionDenied(OceanMartError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class MissingScope(PermissionDenied):
+    code = "insufficient-scope"
+    title = "The key lacks a required scope"
+
+
+class NotEntitled(PermissionDenied):
+    code = "not-entitled"
+    title = "No entitlement covers this data"
+
+
+class RequestTooLarge(OceanMartError):
+    code = "request-too-large"
+    title = "The request exceeds the per-request limit"
+
+
+class IngestError(OceanMartError):
+    code = "ingest-failed"
+    title = "Ingest failed"
+
+
+class SourceError(IngestError):
+    """A source file is missing, unreadable or not what its spec says."""
+
+    code = "bad-source"
+    title = "Bad source file"
+
+
+class CorpusUnavailable(OceanMartError):
+    code = "corpus-unavailable"
+    title = "Corpus file cannot be fetched"
+
+
+def all_error_types() -> list[type[OceanMartError]]:
+    """Every error class in the tree, base first (used for docs and tests)."""
+    seen: list[type[OceanMartError]] = []
+    stack: list[type[OceanMartError]] = [OceanMartError]
+    while stack:
+        cls = stack.pop(0)
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

@@ -1,0 +1,1 @@
+"""Pricing and commerce: entitlements today; price books, quotes, orders and gateways next."""

@@ -1,0 +1,49 @@
+"""Structured logs carry request ids and never a key, whichever way it was sent."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+
+from fastapi.testclient import TestClient
+
+from api import create_app
+from oceanmart.logging import configure_logging, scrub
+from tests.conftest import Env
+
+
+def test_scrub_patterns() -> None:
+    key = "om_0123456789abcdef_abcdefghijklmnopqrstuvwxyz234567"
+    assert scrub(f"key={key}") == "key=om_0123456789abcdef_***"
+    assert "sk_live_***" in scrub("stripe sk_live_51AbCdEfGh")
+    assert "whsec_***" in scrub("whsec_abcdef123456")
+    assert scrub("postgresql://u:hunter2@db/x") == "postgresql://u:***@db/x"
+    assert scrub("/x?api_key=foo&bbox=1") == "/x?api_key=***&bbox=1"
+
+
+def test_request_logs_are_json_with_request_id_and_no_secrets(env: Env) -> None:
+    admin = env.admin_key()
+    secret = admin.split("_")[2]
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    try:
+        with TestClient(create_app(env.settings)) as c:
+            basic = base64.b64encode(f"u:{admin}".encode()).decode()
+            r1 = c.get("/v1/me", params={"api_key": admin})
+            r2 = c.get("/v1/me", headers={"Authorization": f"Basic {basic}"})
+            r3 = c.get("/v1/me", headers={"X-API-Key": admin + "x"})  # invalid: logged?
+            logging.getLogger("thirdparty").warning("oops %s", admin)  # a library misbehaving
+    finally:
+        configure_logging("INFO", "json")
+    assert r1.status_code == r2.status_code == 200 and r3.status_code == 401
+    text = stream.getvalue()
+    assert secret not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    access = [x for x in lines if x["event"] == "http.request"]
+    assert [x["status"] for x in access] == [200, 200, 401]
+    assert access[0]["query"] == "api_key=***"
+    assert access[0]["key_id"] == admin.split("_")[1]
+    assert access[0]["request_id"] == r1.headers["x-request-id"]
+    assert all(x["timestamp"].endswith("Z") for x in lines)

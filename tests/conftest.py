@@ -1,0 +1,205 @@
+"""Shared fixtures: both database backends, the real corpus, a real HTTP server.
+
+Every database test runs on SQLite and on the PostgreSQL server (default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``, override with
+``OCEANMART_TEST_POSTGRES_URL``). Each test session gets its own PostgreSQL schema
+and SQLite file, so concurrent runs (and xdist workers) never collide. With ``CI`` set,
+a missing PostgreSQL server, corpus or reference tool fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog.store import DataStore
+from oceanmart.accounts import create_account, create_key
+from oceanmart.db import make_engine, make_sessionmaker, transaction, upgrade
+from oceanmart.errors import CorpusUnavailable
+from oceanmart.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVITUS_SPEC = ROOT / "ingest" / "specs" / "levitus-climatology.yaml"
+PG_URL = os.environ.get(
+    "OCEANMART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+STRICT = bool(os.environ.get("CI"))
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; fail in CI, which promises every dependency is there."""
+    if STRICT:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"`{name}` is not installed (make system-deps)")
+    assert path is not None
+    return path
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    return Path(os.environ.get("OCEANMART_CORPUS_DIR", ROOT / ".cache" / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def levitus_file(corpus_dir: Path) -> Path:
+    from ingest.corpus import corpus_path
+
+    try:
+        return corpus_path("levitus_climatology.cdf", corpus_dir)
+    except CorpusUnavailable as exc:
+        unavailable(f"corpus: {exc.detail}")
+        raise
+
+
+def _new_database(backend: str, tmp: Path) -> tuple[str, str | None]:
+    """A fresh, empty database URL for ``backend`` and the PG schema to drop after."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", None
+    schema = f"om_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        unavailable(f"PostgreSQL at {PG_URL} is not reachable: {exc.orig}")
+    finally:
+        admin.dispose()
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(schema: str | None) -> None:
+    if schema is None:
+        return
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@dataclass
+class Env:
+    """One migrated database plus a data folder: what an OceanMart deployment needs."""
+
+    backend: str
+    settings: Settings
+    sessions: sessionmaker[Session]
+    store: DataStore
+
+    def admin_key(self) -> str:
+        name = unique("admin")
+        with transaction(self.sessions) as s:
+            create_account(s, name, "provider")
+            return create_key(s, name, "admin")[1]
+
+
+def _make_env(backend: str, tmp: Path, corpus: Path) -> tuple[Env, str | None]:
+    url, schema = _new_database(backend, tmp)
+    settings = Settings(
+        database_url=url,
+        data_url=str(tmp / "data"),
+        var_dir=tmp / "var",
+        corpus_dir=corpus,
+        log_format="json",
+    )
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return Env(backend, settings, make_sessionmaker(engine), DataStore(settings.data_path)), schema
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path
+) -> Iterator[Env]:
+    """A migrated database shared by the session (tests use unique names in it)."""
+    tmp = tmp_path_factory.mktemp(f"env-{request.param}")
+    made, schema = _make_env(request.param, tmp, corpus_dir)
+    yield made
+    made.sessions.kw["bind"].dispose()
+    _drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_env(
+    request: pytest.FixtureRequest, tmp_path: Path, corpus_dir: Path
+) -> Iterator[Env]:
+    """An empty, migrated database of its own, for tests that count rows."""
+    made, schema = _make_env(request.param, tmp_path, corpus_dir)
+    yield made
+    made.sessions.kw["bind"].dispose()
+    _drop_schema(schema)
+
+
+@pytest.fixture(scope="session")
+def levitus(env: Env, levitus_file: Path) -> str:
+    """The Levitus product, ingested once per backend; returns its product id."""
+    from ingest import ingest, load_spec
+
+    result = ingest(
+        load_spec(LEVITUS_SPEC),
+        sessions=env.sessions,
+        store=env.store,
+        corpus_dir=env.settings.corpus_dir,
+    )
+    return result.product_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    env: Env
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def server(env: Env) -> Iterator[Server]:
+    """The real app on a real socket (uvicorn in a thread), one per backend."""
+    from api import create_app
+
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(env.settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    yield Server(f"http://127.0.0.1:{port}", env)
+    srv.should_exit = True
+    thread.join(timeout=10)

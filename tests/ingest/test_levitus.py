@@ -1,0 +1,111 @@
+"""Ingest of the real Levitus climatology: normalisation, versioning, atomic publish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from sqlalchemy import func, select
+
+from catalog.models import Product, ProductVersion, Variable
+from ingest import ingest, load_spec
+from ingest.spec import ProductSpec, SourceRef
+from oceanmart.errors import SourceError
+from tests.conftest import LEVITUS_SPEC, Env
+
+
+def _spec_for(path: Path, product_id: str = "corrupt-test") -> ProductSpec:
+    base = load_spec(LEVITUS_SPEC)
+    return base.model_copy(update={"id": product_id, "sources": [SourceRef(path=str(path))]})
+
+
+def _run(env: Env, spec: ProductSpec):  # type: ignore[no-untyped-def]
+    return ingest(spec, sessions=env.sessions, store=env.store, corpus_dir=env.settings.corpus_dir)
+
+
+def test_levitus_is_normalised_to_cf(fresh_env: Env, levitus_file: Path) -> None:
+    result = _run(fresh_env, load_spec(LEVITUS_SPEC))
+    assert result.created
+    ds = fresh_env.store.open_version(result.store_path)
+    assert list(ds.TEMP.dims) == ["depth", "latitude", "longitude"]
+    lon, lat = ds.longitude.values, ds.latitude.values
+    assert lon[0] == -179.5 and lon[-1] == 179.5 and np.all(np.diff(lon) == 1.0)
+    assert np.all(np.diff(lat) > 0)
+    assert ds.TEMP.attrs["units"] == "degC"
+    assert ds.SALT.attrs["units"] == "1e-3"
+    assert ds.TEMP.attrs["standard_name"] == "sea_water_temperature"
+    assert ds.depth.attrs["positive"] == "down" and ds.depth.attrs["units"] == "m"
+    assert ds.depth_bnds.shape == (20, 2) and float(ds.depth_bnds[-1, 1]) == 5000.0
+    assert ds.attrs["Conventions"].startswith("CF-")
+    assert "units 'DEG C' -> 'degC'" in result.report["changes"]["TEMP"]
+    # values are the source's, rotated from 20.5..379.5 to -179.5..179.5
+    src = xr.open_dataset(levitus_file, decode_times=False)
+    got = float(ds.TEMP.sel(depth=0.0, latitude=0.5, longitude=-10.5))
+    want = float(src.TEMP.sel(ZAXLEVITR=0.0, YAXLEVITR=0.5, XAXLEVITR=349.5))
+    assert got == pytest.approx(want)
+    # the fill value -1e10 became NaN, not a number
+    assert np.isnan(float(ds.TEMP.sel(depth=5000.0, latitude=45.5, longitude=100.5)))
+
+
+def test_same_source_same_version_and_no_duplicate(fresh_env: Env, levitus_file: Path) -> None:
+    first = _run(fresh_env, load_spec(LEVITUS_SPEC))
+    second = _run(fresh_env, load_spec(LEVITUS_SPEC))
+    assert second.version_id == first.version_id and not second.created
+    with fresh_env.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ProductVersion)) == 1
+        assert s.scalar(select(func.count()).select_from(Variable)) == 2
+        product = s.get(Product, "levitus-climatology")
+        assert product is not None and product.current_version_id == first.version_id
+
+
+def test_version_on_disk_but_not_in_catalog_is_recorded_on_rerun(
+    fresh_env: Env, levitus_file: Path
+) -> None:
+    """A crash between the atomic rename and the catalog commit loses nothing."""
+    first = _run(fresh_env, load_spec(LEVITUS_SPEC))
+    with fresh_env.sessions() as s, s.begin():
+        s.query(Variable).delete()
+        s.query(ProductVersion).delete()
+        s.query(Product).delete()
+    again = _run(fresh_env, load_spec(LEVITUS_SPEC))
+    assert again.version_id == first.version_id and again.created
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
+def test_bad_sources_publish_nothing(
+    fresh_env: Env, levitus_file: Path, tmp_path: Path, damage: str
+) -> None:
+    bad = tmp_path / "levitus_bad.cdf"
+    if damage == "garbage":
+        bad.write_bytes(b"this is not netcdf\n" * 1000)
+    elif damage == "truncated":
+        data = levitus_file.read_bytes()
+        bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(SourceError) as info:
+        _run(fresh_env, _spec_for(bad))
+    assert str(bad) in info.value.detail
+    assert "\n" not in info.value.detail
+    with fresh_env.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Product)) == 0
+        assert s.scalar(select(func.count()).select_from(ProductVersion)) == 0
+    products = fresh_env.store.root / "products"
+    assert not products.exists() or not any(products.iterdir())
+    staging = fresh_env.store.root / ".staging"
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_staging_is_removed_when_writing_fails(
+    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.pipeline as pipeline
+
+    def boom(a: xr.DataArray, b: xr.DataArray) -> bool:
+        return False  # as if the written store differed from the source
+
+    monkeypatch.setattr(pipeline, "_equal", boom)
+    with pytest.raises(Exception, match="validation failed"):
+        _run(fresh_env, load_spec(LEVITUS_SPEC))
+    assert not any((fresh_env.store.root / ".staging").iterdir())
+    assert not (fresh_env.store.root / "products").exists()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+import catalog.models  # noqa: F401
+import pricing.entitlements  # noqa: F401
+from oceanmart.accounts import ApiKey
+from oceanmart.db import Base, current_revision, head_revision, transaction
+from tests.conftest import Env, unique
+
+
+def test_migrations_reach_head_and_match_the_models(fresh_env: Env) -> None:
+    engine = fresh_env.sessions.kw["bind"]
+    assert current_revision(engine) == head_revision(engine) == "0001"
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_datetimes_come_back_aware_in_utc(env: Env) -> None:
+    from oceanmart.accounts import create_account, create_key
+
+    name = unique("tz")
+    shanghai = timezone(timedelta(hours=8))
+    expires = datetime(2031, 1, 2, 8, 0, tzinfo=shanghai)
+    with transaction(env.sessions) as s:
+        create_account(s, name, "research")
+        info, _ = create_key(s, name, "catalog:read", expires_at=expires)
+    with env.sessions() as s:
+        row = s.get(ApiKey, info.id)
+        assert row is not None and row.expires_at is not None
+        assert row.expires_at == expires
+        assert row.expires_at.utcoffset() == timedelta(0)
+        assert row.expires_at.tzinfo == UTC
+
+
+def test_naive_datetimes_are_refused(env: Env) -> None:
+    from oceanmart.accounts import create_account, create_key
+    from oceanmart.errors import InvalidInput
+
+    name = unique("naive")
+    with transaction(env.sessions) as s:
+        create_account(s, name, "research")
+    with pytest.raises(InvalidInput), transaction(env.sessions) as s:
+        create_key(s, name, "catalog:read", expires_at=datetime(2031, 1, 1))  # noqa: DTZ001
