@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import xarray as xr
 
 from oceanmart.errors import NotFound
-
 
 # Consolidated metadata is a zarr-python extension to v3; we rely on it so that remote
 # readers (``xr.open_zarr`` over HTTP) fetch one metadata document instead of many.
@@ -34,4 +32,5 @@ class DataStore:
         path = self.root / store_path / f"{copy}.zarr"
         if not path.exists():
             raise NotFound(f"the store of version {store_path} is missing from the data folder")
-        return xr.open_zarr(path, zarr_format=3, consolidated=True)
+        ds: xr.Dataset = xr.open_zarr(path, zarr_format=3, consolidated=True)
+        return ds

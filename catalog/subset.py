@@ -36,8 +36,14 @@ def _select_longitude(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
     left = ds.sel({LON: slice(west, 180.0)})
     right = ds.sel({LON: slice(-180.0, east)})
     right = right.assign_coords({LON: right[LON] + 360.0})
-    return xr.concat([left, right], dim=LON, data_vars="minimal", coords="minimal",
-                     compat="override", join="override")
+    return xr.concat(
+        [left, right],
+        dim=LON,
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="override",
+    )
 
 
 def apply(ds: xr.Dataset, sel: Selection) -> xr.Dataset:

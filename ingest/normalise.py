@@ -97,7 +97,12 @@ def _normalise_longitude(ds: xr.Dataset, report: Report) -> xr.Dataset:
         ds = ds.isel({LON: order}).assign_coords({LON: wrapped[order]})
         report.add(LON, f"longitudes {lon.min():g}..{lon.max():g} mapped to -180..180, sorted")
     ds[LON].attrs.update(
-        {"standard_name": "longitude", "units": "degrees_east", "axis": "X", "long_name": "longitude"}
+        {
+            "standard_name": "longitude",
+            "units": "degrees_east",
+            "axis": "X",
+            "long_name": "longitude",
+        }
     )
     ds[LON].attrs.pop("modulo", None)
     return ds
@@ -143,22 +148,27 @@ def normalise(ds: xr.Dataset, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
         ds = ds.isel({LAT: slice(None, None, -1)})
         report.add(LAT, "latitudes reversed to ascending")
     ds[LAT].attrs.update(
-        {"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "long_name": "latitude"}
+        {
+            "standard_name": "latitude",
+            "units": "degrees_north",
+            "axis": "Y",
+            "long_name": "latitude",
+        }
     )
     if DEPTH in ds.dims:
         ds = _edges_to_bounds(ds, DEPTH, report)
-        units = UNITS.get(str(ds[DEPTH].attrs.get("units", "")).strip().lower(), "m")
+        depth_units = UNITS.get(str(ds[DEPTH].attrs.get("units", "")).strip().lower(), "m")
         ds[DEPTH].attrs.update(
-            {"standard_name": "depth", "units": units, "positive": "down", "axis": "Z"}
+            {"standard_name": "depth", "units": depth_units, "positive": "down", "axis": "Z"}
         )
         ds[DEPTH].attrs.pop("point_spacing", None)
-    for name in (LON, LAT):
-        ds[name].attrs.pop("point_spacing", None)
+    for axis in (LON, LAT):
+        ds[axis].attrs.pop("point_spacing", None)
 
     for name in list(ds.data_vars):
         var_spec = spec.variables.get(str(name))
         attrs = ds[name].attrs
-        units = attrs.get("units")
+        units: str | None = attrs.get("units")
         if var_spec is not None and var_spec.units is not None:
             attrs["units"] = var_spec.units
             report.add(str(name), f"units set to {var_spec.units!r} by the spec")

@@ -216,7 +216,8 @@ def _extent(ds: xr.Dataset) -> dict[str, Any]:
         if dim in ds.coords and ds[dim].size:
             values = ds[dim].values
             out[str(dim)] = [values.min().item(), values.max().item()]
-    return json.loads(json.dumps(out, default=str))
+    normalised: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return normalised
 
 
 def ingest(
@@ -262,8 +263,9 @@ def ingest(
 
     value_count = int(sum(math.prod(v.shape) for v in ds.data_vars.values()))
     stored = _dir_size(final)
-    meta = {
-        "store_path": str(final.relative_to(store.root)),
+    store_path = str(final.relative_to(store.root))
+    meta: dict[str, Any] = {
+        "store_path": store_path,
         "dims": {str(k): int(v) for k, v in ds.sizes.items()},
         "extent": _extent(ds),
         "chunks": {"map": chunks_meta},
@@ -288,7 +290,7 @@ def ingest(
         product_id=spec.id,
         version_id=version_id,
         created=created,
-        store_path=meta["store_path"],
+        store_path=store_path,
         bytes_read=path.stat().st_size,
         stored_bytes=stored,
         value_count=value_count,

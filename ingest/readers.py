@@ -69,7 +69,9 @@ class NetCDFReader(Reader):
             if "decode time" not in str(exc) and "calendar" not in str(exc):
                 raise SourceError(f"{path}: {exc}") from None
         except OSError as exc:
-            raise SourceError(f"{path}: not a readable NetCDF file ({exc.strerror or exc})") from None
+            raise SourceError(
+                f"{path}: not a readable NetCDF file ({exc.strerror or exc})"
+            ) from None
         # Times cftime cannot decode (e.g. climatologies `hour since 0000-01-01`): keep the
         # raw numbers; normalisation builds a proper coordinate from them.
         try:

@@ -70,7 +70,7 @@ class ProductSpec(BaseModel):
     sources: list[SourceRef] = Field(min_length=1)
     variables: dict[str, VariableSpec] = Field(default_factory=dict)
     chunk_target_mb: float = Field(default=2.0, gt=0, le=64)
-    base_dir: Path = Field(default=Path("."), exclude=True)
+    base_dir: Path = Field(default=Path(), exclude=True)
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_defaults=False, exclude={"base_dir"})

@@ -31,9 +31,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-accounts_app = typer.Typer(help="Accounts of buyers, providers and operators.", no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="Accounts of buyers, providers and operators.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
-ent_app = typer.Typer(help="Grant or revoke an account's access to a product.", no_args_is_help=True)
+ent_app = typer.Typer(
+    help="Grant or revoke an account's access to a product.", no_args_is_help=True
+)
 products_app = typer.Typer(help="Published products.", no_args_is_help=True)
 corpus_app = typer.Typer(help="The real-data corpus (pinned, hash-checked).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -43,7 +47,9 @@ app.add_typer(ent_app, name="entitlements")
 app.add_typer(products_app, name="products")
 app.add_typer(corpus_app, name="corpus")
 
-LEVITUS_SPEC = Path(__file__).resolve().parent.parent / "ingest" / "specs" / "levitus-climatology.yaml"
+LEVITUS_SPEC = (
+    Path(__file__).resolve().parent.parent / "ingest" / "specs" / "levitus-climatology.yaml"
+)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -150,7 +156,9 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(account: Annotated[str | None, typer.Option(help="Only this account.")] = None) -> None:
+def keys_list(
+    account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+) -> None:
     """List keys (never the secrets)."""
     from oceanmart.accounts import list_keys
 
@@ -159,7 +167,8 @@ def keys_list(account: Annotated[str | None, typer.Option(help="Only this accoun
             state = "revoked" if k.revoked_at else "active"
             expires = k.expires_at.isoformat() if k.expires_at else "never"
             used = k.last_used_at.isoformat() if k.last_used_at else "never"
-            _out(f"{k.id}\t{k.account}\t{','.join(k.scopes)}\t{state}\texpires {expires}\tused {used}")
+            scopes = ",".join(k.scopes)
+            _out(f"{k.id}\t{k.account}\t{scopes}\t{state}\texpires {expires}\tused {used}")
 
 
 @keys_app.command("revoke")
@@ -184,7 +193,9 @@ def entitlements_grant(
     from pricing.entitlements import grant
 
     with transaction(_sessions(_settings())) as session:
-        info = grant(session, account, product, granted_by="cli", expires_at=_expiry(expires_in_days))
+        info = grant(
+            session, account, product, granted_by="cli", expires_at=_expiry(expires_in_days)
+        )
     _out(f"entitlement {info.id}: {info.account} may read {info.product}")
 
 
@@ -241,7 +252,9 @@ def products_show(product_id: str) -> None:
 
 @app.command()
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="SPEC.yaml, or source files with --product")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="SPEC.yaml, or source files with --product")
+    ],
     product: Annotated[
         str | None, typer.Option(help="Product id when ingesting files without a spec.")
     ] = None,

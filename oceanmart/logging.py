@@ -48,9 +48,7 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
-def configure_logging(
-    level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None
-) -> None:
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Send all logging through structlog to ``stream`` (stderr by default)."""
     out = stream or sys.stderr
     if fmt == "auto":

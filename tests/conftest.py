@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,9 +143,7 @@ def env(
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_env(
-    request: pytest.FixtureRequest, tmp_path: Path, corpus_dir: Path
-) -> Iterator[Env]:
+def fresh_env(request: pytest.FixtureRequest, tmp_path: Path, corpus_dir: Path) -> Iterator[Env]:
     """An empty, migrated database of its own, for tests that count rows."""
     made, schema = _make_env(request.param, tmp_path, corpus_dir)
     yield made
@@ -183,14 +182,14 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def server(env: Env) -> Iterator[Server]:
-    """The real app on a real socket (uvicorn in a thread), one per backend."""
+@contextmanager
+def running(settings: Settings) -> Iterator[str]:
+    """The real app for ``settings`` on a real socket (uvicorn in a thread); yields its URL."""
     from api import create_app
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(env.settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -200,6 +199,15 @@ def server(env: Env) -> Iterator[Server]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start")
         time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", env)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(env: Env) -> Iterator[Server]:
+    """One server per backend for the whole session."""
+    with running(env.settings) as url:
+        yield Server(url, env)

@@ -65,20 +65,24 @@ def subset(
     assert version is not None  # get_product only returns published products
     selected = engine.apply(store.open_version(version.store_path), selection)
     engine.check_limit(engine.estimate(selected), settings.max_request_bytes)
-    fd, tmp = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
+    fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
     os.close(fd)
+    tmp = Path(name)
     try:
         engine.write_netcdf(
-            selected, Path(tmp),
-            product_id=gate.product.id, version_id=version.id, selection=selection,
+            selected,
+            tmp,
+            product_id=gate.product.id,
+            version_id=version.id,
+            selection=selection,
         )
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink()
         raise
     return FileResponse(
         tmp,
         media_type="application/x-netcdf",
         filename=f"{gate.product.id}_{version.id}_subset.nc",
-        background=BackgroundTask(os.unlink, tmp),
+        background=BackgroundTask(tmp.unlink, missing_ok=True),
         headers={"OceanMart-Product-Version": version.id},
     )

@@ -131,8 +131,9 @@ def test_admin_routes_manage_accounts_and_keys(server: Server) -> None:
     name = unique("ops")
     with server.client(admin) as a:
         assert a.post("/v1/accounts", json={"name": name, "kind": "government"}).status_code == 201
-        _problem(a.post("/v1/accounts", json={"name": name, "kind": "government"}), 409,
-                 "already-exists")
+        _problem(
+            a.post("/v1/accounts", json={"name": name, "kind": "government"}), 409, "already-exists"
+        )
         r = a.post("/v1/keys", json={"account": name, "scopes": ["catalog:read"], "label": "l"})
         new = r.json()
         assert new["key"].startswith(f"om_{new['id']}_")
@@ -142,5 +143,9 @@ def test_admin_routes_manage_accounts_and_keys(server: Server) -> None:
         assert name in [x["name"] for x in a.get("/v1/accounts").json()]
     with server.client(new["key"]) as c:
         me = c.get("/v1/me").json()
-        assert me == {"account": name, "kind": "government", "key_id": new["id"],
-                      "scopes": ["catalog:read"]}
+        assert me == {
+            "account": name,
+            "kind": "government",
+            "key_id": new["id"],
+            "scopes": ["catalog:read"],
+        }

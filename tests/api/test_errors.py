@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
 from api.errors import STATUS, _domain_error, problem_type, status_for
 from oceanmart.errors import InvalidParameter, OceanMartError, all_error_types
-from tests.conftest import Server
+from tests.conftest import Server, running
 
 SUBSET = "/v1/products/levitus-climatology/subset"
 
@@ -25,8 +26,14 @@ def _instance(cls: type[OceanMartError]) -> OceanMartError:
 @pytest.mark.parametrize("cls", all_error_types(), ids=lambda c: c.__name__)
 def test_every_error_type_has_a_status_and_a_problem_body(cls: type[OceanMartError]) -> None:
     exc = _instance(cls)
-    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b"",
-             "app": FastAPI()}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/x",
+        "headers": [],
+        "query_string": b"",
+        "app": FastAPI(),
+    }
     response = asyncio.run(_domain_error(Request(scope), exc))
     body = json.loads(response.body)
     assert response.media_type == "application/problem+json"
@@ -101,12 +108,8 @@ def test_unknown_product_and_route_are_404(server: Server, buyer: str) -> None:
 
 def test_too_large_is_413_with_the_estimate(server: Server, buyer: str) -> None:
     # The whole product is 20.7 MB of float32; an app with a tiny limit makes the guard speak.
-    from fastapi.testclient import TestClient
-
-    from api import create_app
-
     settings = server.env.settings.model_copy(update={"max_request_bytes": 1000})
-    with TestClient(create_app(settings)) as c:
+    with running(settings) as url, httpx.Client(base_url=url) as c:
         r = c.get(SUBSET, params={"variables": "TEMP"}, headers={"X-API-Key": buyer})
     assert r.status_code == 413, r.text
     body = r.json()
@@ -118,7 +121,9 @@ def test_too_large_is_413_with_the_estimate(server: Server, buyer: str) -> None:
 def test_malformed_json_bodies_are_400(server: Server) -> None:
     admin = server.env.admin_key()
     with server.client(admin) as c:
-        r = c.post("/v1/accounts", content=b"{not json", headers={"content-type": "application/json"})
+        r = c.post(
+            "/v1/accounts", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert r.status_code == 400 and r.json()["type"] == "/problems/invalid-parameter"
         r = c.post("/v1/accounts", json={"name": "x", "kind": "pirate"})
         assert r.status_code == 400 and r.json()["parameter"] == "kind"

@@ -7,11 +7,8 @@ import io
 import json
 import logging
 
-from fastapi.testclient import TestClient
-
-from api import create_app
 from oceanmart.logging import configure_logging, scrub
-from tests.conftest import Env
+from tests.conftest import Server
 
 
 def test_scrub_patterns() -> None:
@@ -23,13 +20,13 @@ def test_scrub_patterns() -> None:
     assert scrub("/x?api_key=foo&bbox=1") == "/x?api_key=***&bbox=1"
 
 
-def test_request_logs_are_json_with_request_id_and_no_secrets(env: Env) -> None:
-    admin = env.admin_key()
+def test_request_logs_are_json_with_request_id_and_no_secrets(server: Server) -> None:
+    admin = server.env.admin_key()
     secret = admin.split("_")[2]
     stream = io.StringIO()
     configure_logging("INFO", "json", stream)
     try:
-        with TestClient(create_app(env.settings)) as c:
+        with server.client() as c:
             basic = base64.b64encode(f"u:{admin}".encode()).decode()
             r1 = c.get("/v1/me", params={"api_key": admin})
             r2 = c.get("/v1/me", headers={"Authorization": f"Basic {basic}"})

@@ -58,15 +58,24 @@ def test_box_across_the_prime_meridian_equals_cdo_sellonlatbox(
     cdo = require_tool("cdo")
     ref_path = tmp_path / "cdo.nc"
     subprocess.run(
-        [cdo, "-s", "-sellevel,0,10,20,30,50,75,100", "-sellonlatbox,-10,10,-20,20",
-         str(levitus_file), str(ref_path)],
+        [
+            cdo,
+            "-s",
+            "-sellevel,0,10,20,30,50,75,100",
+            "-sellonlatbox,-10,10,-20,20",
+            str(levitus_file),
+            str(ref_path),
+        ],
         check=True,
     )
     ref = _as_ours(xr.open_dataset(ref_path).load())
-    ours = _download(server, buyer_key, tmp_path, bbox="-10,-20,10,20", depth="0,100",
-                     variables="TEMP")
+    ours = _download(
+        server, buyer_key, tmp_path, bbox="-10,-20,10,20", depth="0,100", variables="TEMP"
+    )
     assert {d: ours.sizes[d] for d in ("depth", "latitude", "longitude")} == {
-        "depth": 7, "latitude": 40, "longitude": 20
+        "depth": 7,
+        "latitude": 40,
+        "longitude": 20,
     }
     assert ours.longitude.values[0] == -9.5 and ours.longitude.values[-1] == 9.5
     _assert_same(ours, ref, "TEMP")
@@ -80,13 +89,26 @@ def test_depth_range_and_box_equal_ncks(
     ref_path = tmp_path / "ncks.nc"
     # NCO wants the file's own 20..380 longitudes: -30..15 is 330..375 there.
     subprocess.run(
-        [ncks, "-O", "-v", "SALT", "-d", f"{SRC_LON},330.,375.", "-d", f"{SRC_LAT},-5.,35.",
-         "-d", f"{SRC_Z},150.,1200.", str(levitus_file), str(ref_path)],
+        [
+            ncks,
+            "-O",
+            "-v",
+            "SALT",
+            "-d",
+            f"{SRC_LON},330.,375.",
+            "-d",
+            f"{SRC_LAT},-5.,35.",
+            "-d",
+            f"{SRC_Z},150.,1200.",
+            str(levitus_file),
+            str(ref_path),
+        ],
         check=True,
     )
     ref = _as_ours(xr.open_dataset(ref_path).load())
-    ours = _download(server, buyer_key, tmp_path, bbox="-30,-5,15,35", depth="150,1200",
-                     variables="SALT")
+    ours = _download(
+        server, buyer_key, tmp_path, bbox="-30,-5,15,35", depth="150,1200", variables="SALT"
+    )
     assert ours.depth.values.tolist() == [150, 200, 300, 400, 600, 800, 1000, 1200]
     _assert_same(ours, ref, "SALT")
 
@@ -94,8 +116,9 @@ def test_depth_range_and_box_equal_ncks(
 def test_antimeridian_box_is_continuous_and_matches_the_source(
     server: Server, buyer_key: str, levitus_file: Path, tmp_path: Path
 ) -> None:
-    ours = _download(server, buyer_key, tmp_path, bbox="170,-10,-170,10", variables="TEMP",
-                     depth="0,0")
+    ours = _download(
+        server, buyer_key, tmp_path, bbox="170,-10,-170,10", variables="TEMP", depth="0,0"
+    )
     lon = ours.longitude.values
     assert lon[0] == 170.5 and lon[-1] == 189.5 and np.all(np.diff(lon) == 1)
     src = xr.open_dataset(levitus_file, decode_times=False)
@@ -104,9 +127,7 @@ def test_antimeridian_box_is_continuous_and_matches_the_source(
     np.testing.assert_array_equal(ours.TEMP.isel(depth=0).values, want)
 
 
-def test_output_is_cf_with_provenance(
-    server: Server, buyer_key: str, tmp_path: Path
-) -> None:
+def test_output_is_cf_with_provenance(server: Server, buyer_key: str, tmp_path: Path) -> None:
     ours = _download(server, buyer_key, tmp_path, bbox="120,20,130,30", variables="TEMP,SALT")
     assert ours.attrs["Conventions"].startswith("CF-1")
     assert ours.attrs["oceanmart_product"] == "levitus-climatology"
@@ -120,7 +141,9 @@ def test_output_is_cf_with_provenance(
     # the netCDF C tools read it as CF too
     header = subprocess.run(
         [require_tool("ncdump"), "-h", str(tmp_path / "ours.nc")],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     assert 'TEMP:standard_name = "sea_water_temperature"' in header
     assert "depth_bnds(depth, nv)" in header

@@ -87,7 +87,9 @@ def test_unknown_wrong_secret_revoked_and_expired_keys_fail(env: Env) -> None:
     name = _account(env)
     with transaction(env.sessions) as s:
         info, raw = create_key(s, name, "data:read")
-        _, soon = create_key(s, name, "data:read", expires_at=datetime.now(UTC) + timedelta(hours=1))
+        _, soon = create_key(
+            s, name, "data:read", expires_at=datetime.now(UTC) + timedelta(hours=1)
+        )
     public_id, secret = raw.split("_")[1:]
     wrong = f"om_{public_id}_{'a' * 32}"
     unknown = f"om_{'0' * 16}_{secret}"

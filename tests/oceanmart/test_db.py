@@ -46,4 +46,4 @@ def test_naive_datetimes_are_refused(env: Env) -> None:
     with transaction(env.sessions) as s:
         create_account(s, name, "research")
     with pytest.raises(InvalidInput), transaction(env.sessions) as s:
-        create_key(s, name, "catalog:read", expires_at=datetime(2031, 1, 1))  # noqa: DTZ001
+        create_key(s, name, "catalog:read", expires_at=datetime(2031, 1, 1))
