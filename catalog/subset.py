@@ -17,9 +17,11 @@ import numpy as np
 import xarray as xr
 
 from catalog.selection import Selection
+from catalog.store import DataStore
 from oceanmart.errors import EmptySelection, InvalidParameter, RequestTooLarge
 
 LON, LAT, DEPTH = "longitude", "latitude", "depth"
+IN_MEMORY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +96,27 @@ def check_limit(est: Estimate, limit_bytes: int) -> None:
         )
 
 
+def cut(
+    store: DataStore, store_path: str, sel: Selection, limit_bytes: int
+) -> tuple[xr.Dataset, Estimate]:
+    """Select, check the size limit from metadata, and prepare the data for writing.
+
+    A selection up to IN_MEMORY_BYTES is read straight from zarr into memory: for small
+    cuts dask's graph and its locked chunk-by-chunk NetCDF writes cost ~3x the read. A
+    larger one stays a dask graph and is written chunk by chunk, so memory stays bounded.
+    """
+    selected = apply(store.open_version(store_path, dask=False), sel)
+    est = estimate(selected)
+    check_limit(est, limit_bytes)
+    if est.bytes <= IN_MEMORY_BYTES:
+        return selected.load(), est
+    return apply(store.open_version(store_path, dask=True), sel), est
+
+
 def write_netcdf(
     ds: xr.Dataset, path: Path, *, product_id: str, version_id: str, selection: Selection
 ) -> None:
-    """Write a CF-1.10 NetCDF4 file with provenance attributes."""
+    """Write a CF-1.10 NetCDF4 file with provenance attributes (``ds`` from ``cut``)."""
     out = ds.copy()
     for name, var in out.variables.items():
         var.encoding = {}

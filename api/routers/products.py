@@ -63,8 +63,7 @@ def subset(
     selection = parse_selection(bbox, depth, variables)
     version = gate.product.version
     assert version is not None  # get_product only returns published products
-    selected = engine.apply(store.open_version(version.store_path), selection)
-    engine.check_limit(engine.estimate(selected), settings.max_request_bytes)
+    selected, _ = engine.cut(store, version.store_path, selection, settings.max_request_bytes)
     fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
     os.close(fd)
     tmp = Path(name)

@@ -147,3 +147,18 @@ def test_output_is_cf_with_provenance(server: Server, buyer_key: str, tmp_path: 
     ).stdout
     assert 'TEMP:standard_name = "sea_water_temperature"' in header
     assert "depth_bnds(depth, nv)" in header
+
+
+def test_streamed_path_gives_the_same_values_as_the_in_memory_path(
+    server: Server, buyer_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Selections above IN_MEMORY_BYTES are written chunk by chunk through dask."""
+    import catalog.subset as engine
+
+    params = {"bbox": "100,-40,180,40", "depth": "0,500", "variables": "TEMP,SALT"}
+    in_memory = _download(server, buyer_key, tmp_path, **params)
+    monkeypatch.setattr(engine, "IN_MEMORY_BYTES", 0)
+    streamed = _download(server, buyer_key, tmp_path, **params)
+    for name in ("TEMP", "SALT"):
+        np.testing.assert_array_equal(streamed[name].values, in_memory[name].values)
+    assert streamed.sizes == in_memory.sizes
