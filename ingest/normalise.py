@@ -7,10 +7,12 @@ variable, which is stored with the product version.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import cf_xarray  # noqa: F401  (registers the .cf accessor)
+import cftime
 import numpy as np
 import xarray as xr
 
@@ -34,6 +36,9 @@ UNITS = {
     "psu": "1e-3",
     "m/s": "m s-1",
     "m/sec": "m s-1",
+    "g/kg": "g kg-1",
+    "mb": "hPa",
+    "millibars": "hPa",
     "degrees_east": "degrees_east",
     "degrees_north": "degrees_north",
 }
@@ -49,6 +54,7 @@ STANDARD_NAMES = {
     "WSPD": "wind_speed",
     "SLP": "air_pressure_at_mean_sea_level",
     "ROSE": "height_above_mean_sea_level",
+    "SPEH": "specific_humidity",
 }
 
 
@@ -85,14 +91,31 @@ def _time_axis(ds: xr.Dataset) -> str | None:
 def _normalise_longitude(ds: xr.Dataset, report: Report) -> xr.Dataset:
     lon = ds[LON].values.astype("float64")
     wrapped = ((lon + 180.0) % 360.0) - 180.0
-    # A wrap column repeats the first longitude 360 degrees later: drop the repeat.
-    _, first = np.unique(np.round(wrapped, 9), return_index=True)
-    if len(first) < len(lon):
-        keep = np.sort(first)
-        report.add(LON, f"dropped {len(lon) - len(keep)} wrap column(s)")
-        ds = ds.isel({LON: keep})
-        wrapped = wrapped[keep]
-    if not np.array_equal(wrapped, lon[: len(wrapped)]) or not np.all(np.diff(wrapped) > 0):
+    # A wrap column repeats the first longitude 360 degrees later (up to float noise in
+    # the file: ETOPO20 has 20.16667 and 380.1667): drop columns within half a step of
+    # a column already kept.
+    if len(lon) > 1:
+        half_step = float(np.median(np.abs(np.diff(lon)))) / 2
+        order = np.argsort(wrapped, kind="stable")
+        keep_sorted = [int(order[0])]
+        for i in map(int, order[1:]):
+            if wrapped[i] - wrapped[keep_sorted[-1]] >= half_step:
+                keep_sorted.append(i)
+            else:  # a repeat: keep whichever column comes first in the file
+                keep_sorted[-1] = min(keep_sorted[-1], i)
+        # the last column may also repeat the first across the -180/180 seam
+        if len(keep_sorted) > 1 and (
+            wrapped[keep_sorted[0]] + 360.0 - wrapped[keep_sorted[-1]] < half_step
+        ):
+            last = keep_sorted.pop()
+            keep_sorted[0] = min(keep_sorted[0], last)
+        if len(keep_sorted) < len(lon):
+            keep = np.sort(np.array(keep_sorted))
+            report.add(LON, f"dropped {len(lon) - len(keep)} wrap column(s)")
+            ds = ds.isel({LON: keep})
+            lon = lon[keep]
+            wrapped = wrapped[keep]
+    if not np.array_equal(wrapped, lon) or not np.all(np.diff(wrapped) > 0):
         order = np.argsort(wrapped, kind="stable")
         ds = ds.isel({LON: order}).assign_coords({LON: wrapped[order]})
         report.add(LON, f"longitudes {lon.min():g}..{lon.max():g} mapped to -180..180, sorted")
@@ -105,6 +128,60 @@ def _normalise_longitude(ds: xr.Dataset, report: Report) -> xr.Dataset:
         }
     )
     ds[LON].attrs.pop("modulo", None)
+    return ds
+
+
+def _require_monotonic(ds: xr.Dataset, axis: str) -> None:
+    values = ds[axis].values  # numbers, datetime64 or cftime objects: all compare
+    if values.size < 2:
+        return
+    if not (np.all(values[1:] > values[:-1]) or np.all(values[1:] < values[:-1])):
+        raise SourceError(f"the {axis} axis is not strictly monotonic")
+
+
+_YEAR_ZERO = re.compile(r"^\s*(\w+?)s?\s+since\s+0+-0?1-0?1", re.IGNORECASE)
+
+
+def _normalise_time(ds: xr.Dataset, report: Report) -> xr.Dataset:
+    """Decoded times stay as they are (cftime for non-standard calendars); a climatology
+    axis counted from year 0, which cftime's default calendar cannot decode, becomes a
+    CF climatological time coordinate in nominal year 2000 with climatology bounds."""
+    time = ds[TIME]
+    units = str(time.attrs.get("units", ""))
+    if time.dtype.kind in "fiu" and (m := _YEAR_ZERO.match(units)):
+        unit = m.group(1).lower()
+        # Year 0 exists in the proleptic Gregorian calendar (and is a leap year, as 2000).
+        dates = cftime.num2date(
+            time.values,
+            f"{unit}s since 0000-01-01",
+            calendar="proleptic_gregorian",
+            has_year_zero=True,
+        )
+        values = np.array([np.datetime64(d.replace(year=2000).isoformat(), "ns") for d in dates])
+        ds = ds.assign_coords({TIME: (TIME, values)})
+        months = [d.month for d in dates]
+        if len(months) == 12 and sorted(months) == list(range(1, 13)):
+            starts = np.array([np.datetime64(f"2000-{mo:02d}-01", "ns") for mo in months])
+            ends = np.array(
+                [np.datetime64(f"{2000 + mo // 12}-{mo % 12 + 1:02d}-01", "ns") for mo in months]
+            )
+            ds = ds.assign_coords(climatology_bounds=((TIME, "nv"), np.stack([starts, ends], 1)))
+            ds[TIME].attrs["climatology"] = "climatology_bounds"
+        ds = ds.assign_coords(month=(TIME, np.array(months, dtype="int8")))
+        report.add(
+            TIME,
+            f"climatology axis {units!r} (year 0, not decodable) placed in nominal year 2000"
+            + (" with monthly climatology bounds" if "climatology_bounds" in ds.coords else ""),
+        )
+    elif time.dtype.kind in "fiu":
+        raise SourceError(f"the time axis ({units!r}) cannot be decoded")
+    _require_monotonic(ds, TIME)
+    if ds[TIME].size > 1 and ds[TIME].values[0] > ds[TIME].values[-1]:
+        ds = ds.isel({TIME: slice(None, None, -1)})
+        report.add(TIME, "time reversed to ascending")
+    for stale in ("time_origin", "modulo", "units", "point_spacing"):
+        ds[TIME].attrs.pop(stale, None)
+    ds[TIME].attrs.update({"standard_name": "time", "axis": "T", "long_name": "time"})
     return ds
 
 
@@ -143,7 +220,12 @@ def normalise(ds: xr.Dataset, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
         for old, new in renames.items():
             report.add(new, f"axis {old} renamed to {new}")
 
+    for axis in (LON, LAT, DEPTH):
+        if axis in ds.dims:
+            _require_monotonic(ds, axis)
     ds = _normalise_longitude(ds, report)
+    if TIME in ds.dims:
+        ds = _normalise_time(ds, report)
     if ds[LAT].size > 1 and float(ds[LAT][0]) > float(ds[LAT][-1]):
         ds = ds.isel({LAT: slice(None, None, -1)})
         report.add(LAT, "latitudes reversed to ascending")
@@ -157,6 +239,12 @@ def normalise(ds: xr.Dataset, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
     )
     if DEPTH in ds.dims:
         ds = _edges_to_bounds(ds, DEPTH, report)
+        if str(ds[DEPTH].attrs.get("positive", "down")).lower() == "up":
+            ds = ds.assign_coords({DEPTH: -ds[DEPTH]})
+            report.add(DEPTH, "positive-up heights turned into depths (positive down)")
+        if ds[DEPTH].size > 1 and float(ds[DEPTH][0]) > float(ds[DEPTH][-1]):
+            ds = ds.isel({DEPTH: slice(None, None, -1)})
+            report.add(DEPTH, "depths reversed to ascending")
         depth_units = UNITS.get(str(ds[DEPTH].attrs.get("units", "")).strip().lower(), "m")
         ds[DEPTH].attrs.update(
             {"standard_name": "depth", "units": depth_units, "positive": "down", "axis": "Z"}

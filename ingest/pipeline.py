@@ -1,19 +1,31 @@
-"""The ingest pipeline: sources -> CF-normalised dataset -> content-hashed Zarr v3 version.
+"""The ingest pipeline: sources -> CF-normalised dataset -> two Zarr v3 copies -> a version.
 
-Publishing is atomic: the store is written under ``<data>/.staging``, validated against
-the normalised source, renamed into ``<data>/products/<id>/<version>/`` (same filesystem,
-so the rename is all or nothing), and only then recorded in the catalog in one
-transaction. A version that is on disk but not in the catalog is invisible, and running
-the same ingest again records it without rewriting; unchanged sources give the same
-version id.
+1. Every source is opened lazily and read in bounded pieces (dask), normalised, and
+   checked against the others (same grid) before a multi-file series is concatenated
+   along time.
+2. The map copy is written to ``<data>/.staging/<pid>-<uuid>/map.zarr``, then the
+   series copy from the map copy (dask rechunks in bounded memory).
+3. Validation: the chunking-independent digest of every variable is equal in both
+   copies, and sampled slabs of the map copy equal the source.
+4. The version id is a hash of the metadata and the digests; the staging folder is
+   renamed to ``<data>/products/<id>/<version>/`` (atomic on one filesystem), and only
+   then is the version recorded in the catalog, in one transaction.
+
+A run killed at any point leaves at most an unpublished staging folder (swept by the
+next run) or a published folder not yet in the catalog (recorded by the next run);
+catalog readers never see either. Unchanged sources give the same version id.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import json
 import math
+import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +41,10 @@ from zarr.codecs import ZstdCodec
 
 from catalog.models import Product, ProductVersion, Variable
 from catalog.store import DataStore
+from ingest.chunking import Chunks, map_chunks, series_chunks
 from ingest.corpus import corpus_path, sha256_file
-from ingest.normalise import LAT, LON, normalise
+from ingest.digest import digest
+from ingest.normalise import TIME, Report, normalise
 from ingest.readers import open_source
 from ingest.spec import ProductSpec
 from oceanmart.db import transaction, utcnow
@@ -39,6 +53,8 @@ from oceanmart.errors import IngestError, OceanMartError, SourceError
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[str], None]
+READ_PIECE_BYTES = 64 * 1024 * 1024
+COPIES = ("map", "series")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,131 +66,226 @@ class IngestResult:
     bytes_read: int
     stored_bytes: int
     value_count: int
+    uncompressed_bytes: int
     seconds: float
     report: dict[str, Any]
 
+    @property
+    def compression_ratio(self) -> float:
+        return self.uncompressed_bytes / max(1, self.stored_bytes)
+
 
 def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[Path]:
-    out = []
+    """Source paths in order: corpus names, paths and globs (relative to the spec file)."""
+    out: list[Path] = []
     for src in spec.sources:
         if src.corpus is not None:
             out.append(corpus_path(src.corpus, corpus_dir))
+            continue
+        assert src.path is not None
+        pattern = src.path if Path(src.path).is_absolute() else str(spec.base_dir / src.path)
+        if glob.has_magic(pattern):
+            # absolute patterns, which Path.glob does not take
+            matches = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207
+            if not matches:
+                raise SourceError(f"{pattern}: no file matches")
+            out.extend(matches)
         else:
-            assert src.path is not None
-            p = Path(src.path)
-            out.append(p if p.is_absolute() else spec.base_dir / p)
+            out.append(Path(pattern))
     return out
 
 
-def plan_map_chunks(ds: xr.Dataset, target_bytes: int) -> dict[str, dict[str, int]]:
-    """Map chunking: whole horizontal fields, leading dimensions grown to ~target bytes."""
-    out: dict[str, dict[str, int]] = {}
-    for name, var in ds.data_vars.items():
-        itemsize = var.dtype.itemsize
-        chunks: dict[str, int] = {}
-        inner = itemsize
-        for dim in reversed(var.dims):
-            size = var.sizes[dim]
-            if dim in (LAT, LON):
-                # Tile a horizontal field only when one field alone exceeds twice the target.
-                n = size if inner * size <= 2 * target_bytes else max(1, target_bytes // inner)
-            else:
-                n = int(min(size, max(1, target_bytes // inner)))
-            chunks[str(dim)] = int(n)
-            inner *= n
-        out[str(name)] = {str(d): chunks[str(d)] for d in var.dims}
-    return out
+def _read_chunks(ds: xr.Dataset) -> dict[str, int]:
+    """Dask chunks for reading: pieces of ~64 MB along each variable's first dimension."""
+    chunks: dict[str, int] = {}
+    for var in ds.data_vars.values():
+        if var.ndim < 2:
+            continue
+        lead = str(var.dims[0])
+        per_slice = var.dtype.itemsize * math.prod(var.shape[1:])
+        n = int(max(1, READ_PIECE_BYTES // max(1, per_slice)))
+        chunks[lead] = min(chunks.get(lead, n), n)
+    return chunks
 
 
-def _slices(var: xr.DataArray, max_bytes: int = 64 << 20) -> Iterator[xr.DataArray]:
-    """The variable in pieces along its first dimension, each at most ~max_bytes."""
-    if var.ndim == 0:
-        yield var
+def _open_normalised(path: Path, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
+    raw = open_source(path)
+    ds, report = normalise(raw.chunk(_read_chunks(raw)), spec)
+    return ds, report
+
+
+def _combine(parts: list[tuple[Path, xr.Dataset]]) -> xr.Dataset:
+    """Concatenate a multi-file series along time after checking that the grids match."""
+    if len(parts) == 1:
+        return parts[0][1]
+    first_path, first = parts[0]
+    for path, ds in parts[1:]:
+        if TIME not in ds.dims:
+            raise SourceError(f"{path}: a multi-file series needs a time axis in every file")
+        if set(ds.data_vars) != set(first.data_vars):
+            raise SourceError(f"{path}: variables differ from {first_path.name}")
+        for axis in (d for d in first.dims if d != TIME and d in first.coords):
+            if axis not in ds.coords or not np.array_equal(ds[axis].values, first[axis].values):
+                raise SourceError(f"{path}: the {axis} grid differs from {first_path.name}")
+    combined = xr.concat(
+        [ds for _, ds in parts],
+        dim=TIME,
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="override",
+        combine_attrs="override",
+    )
+    combined = combined.sortby(TIME)
+    times = combined[TIME].values
+    if np.any(times[1:] == times[:-1]):
+        raise SourceError(f"{first_path.parent}: the files of the series overlap in time")
+    return combined
+
+
+def _plan(ds: xr.Dataset, copy: str, target: int) -> dict[str, Chunks]:
+    planner = map_chunks if copy == "map" else series_chunks
+    return {
+        str(n): planner(
+            [str(d) for d in v.dims],
+            {str(k): int(s) for k, s in v.sizes.items()},
+            v.dtype.itemsize,
+            target,
+        )
+        for n, v in ds.data_vars.items()
+    }
+
+
+def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Chunk each variable to its plan (dask chunks equal Zarr chunks) and build encodings."""
+    out = ds.copy()
+    encoding: dict[str, Any] = {}
+    for name in list(out.variables):
+        var = out[name]
+        var.encoding = {}
+        enc: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
+        if str(name) in plan:
+            chunks = plan[str(name)]
+            out[name] = var.chunk(chunks)
+            enc["chunks"] = tuple(chunks[str(d)] for d in var.dims)
+        if np.issubdtype(var.dtype, np.floating):
+            enc["_FillValue"] = np.nan
+        encoding[str(name)] = enc
+    for name in out.variables:
+        out[name].encoding = {}
+    return out, encoding
+
+
+def _sweep_staging(store: DataStore) -> None:
+    """Remove staging folders of ingests that are no longer running (killed runs)."""
+    root = store.root / ".staging"
+    if not root.exists():
         return
-    dim = var.dims[0]
-    row = max(1, var.nbytes // max(1, var.sizes[dim]))
-    step = max(1, max_bytes // row)
-    for i in range(0, var.sizes[dim], step):
-        yield var.isel({dim: slice(i, i + step)})
+    for entry in root.iterdir():
+        pid_text = entry.name.split("-", 1)[0]
+        alive = False
+        if pid_text.isdigit():
+            try:
+                os.kill(int(pid_text), 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        if not alive:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
-def content_hash(ds: xr.Dataset) -> str:
-    """SHA-256 over every variable's name, dims, dtype, attributes and values.
+@contextlib.contextmanager
+def _compute_step(label: str, say: Progress, show_bar: bool) -> Iterator[None]:
+    say(label)
+    if not show_bar:
+        yield
+        return
+    from dask.diagnostics import ProgressBar
 
-    Independent of the Zarr writer and its compressor, so the same data always gets the
-    same version id.
-    """
+    with ProgressBar(out=sys.stderr, minimum=1.0):
+        yield
+
+
+def _sample_equal(written: xr.Dataset, source: xr.Dataset) -> str | None:
+    """Compare the first, middle and last slab of every variable with the source."""
+    for name, var in written.data_vars.items():
+        if var.ndim == 0:
+            continue
+        lead = var.dims[0]
+        n = var.sizes[lead]
+        for i in sorted({0, n // 2, n - 1}):
+            a = var.isel({lead: i}).values
+            b = source[name].isel({lead: i}).values
+            if not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+                return f"{name}[{lead}={i}] differs from the source"
+    return None
+
+
+def _content_hash(ds: xr.Dataset, digests: dict[str, int]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(ds.attrs, sort_keys=True, default=str).encode())
     for name in sorted(map(str, ds.variables)):
-        var = ds[name].variable
+        var = ds[name]
         header = {
             "name": name,
-            "dims": list(var.dims),
+            "dims": list(map(str, var.dims)),
             "dtype": str(var.dtype),
             "shape": list(var.shape),
             "attrs": var.attrs,
         }
         h.update(json.dumps(header, sort_keys=True, default=str).encode())
-        for piece in _slices(ds[name]):
-            h.update(np.ascontiguousarray(piece.values).tobytes())
+        if name in digests:
+            h.update(digests[name].to_bytes(8, "big"))
+        elif var.dtype.kind == "O":  # cftime coordinates
+            h.update("\n".join(map(str, var.values.ravel())).encode())
+        else:
+            h.update(np.ascontiguousarray(var.values).tobytes())
     return h.hexdigest()[:20]
-
-
-def _encoding(ds: xr.Dataset, chunks: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
-    enc: dict[str, dict[str, Any]] = {}
-    for name, var in ds.variables.items():
-        var.encoding = {}
-        e: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
-        if str(name) in chunks:
-            e["chunks"] = tuple(chunks[str(name)][str(d)] for d in var.dims)
-        if np.issubdtype(var.dtype, np.floating):
-            e["_FillValue"] = np.nan
-        enc[str(name)] = e
-    return enc
-
-
-def _equal(a: xr.DataArray, b: xr.DataArray) -> bool:
-    for pa, pb in zip(_slices(a), _slices(b), strict=True):
-        if not np.array_equal(pa.values, pb.values, equal_nan=pa.dtype.kind in "fc"):
-            return False
-    return True
 
 
 def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _write_version(
-    ds: xr.Dataset, chunks: dict[str, dict[str, int]], store: DataStore, final: Path
-) -> None:
-    staging = store.staging_dir() / uuid.uuid4().hex
-    try:
-        map_path = staging / "map.zarr"
-        ds.to_zarr(
-            map_path, mode="w-", zarr_format=3, consolidated=True, encoding=_encoding(ds, chunks)
+def _open_copy(path: Path) -> xr.Dataset:
+    ds: xr.Dataset = xr.open_zarr(path, zarr_format=3, consolidated=True, chunks={})
+    return ds
+
+
+def _write_and_validate(
+    ds: xr.Dataset, spec: ProductSpec, staging: Path, say: Progress, show_bar: bool
+) -> tuple[str, dict[str, dict[str, Chunks]]]:
+    """Write both copies into ``staging``, validate them; return the version id and plans."""
+    target = int(spec.chunk_target_mb * 1024 * 1024)
+    plans = {copy: _plan(ds, copy, target) for copy in COPIES}
+    prepared, encoding = _prepare(ds, plans["map"])
+    with _compute_step("writing the map copy", say, show_bar):
+        prepared.to_zarr(
+            staging / "map.zarr", mode="w-", zarr_format=3, consolidated=True, encoding=encoding
         )
-        written = xr.open_zarr(map_path, zarr_format=3, consolidated=True)
-        for name in ds.variables:
-            if not _equal(ds[name], written[name]):
-                raise IngestError(f"validation failed: {name} differs after writing")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            staging.rename(final)
-        except OSError:
-            if not final.exists():
-                raise
-            # A concurrent ingest of the same content published it first.
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    written = _open_copy(staging / "map.zarr")
+    series, encoding = _prepare(written, plans["series"])
+    with _compute_step("writing the series copy", say, show_bar):
+        series.to_zarr(
+            staging / "series.zarr", mode="w-", zarr_format=3, consolidated=True, encoding=encoding
+        )
+    other = _open_copy(staging / "series.zarr")
+    with _compute_step("validating: digests of both copies", say, show_bar):
+        digests = {str(n): digest(v) for n, v in written.data_vars.items()}
+        for name, value in digests.items():
+            if digest(other[name]) != value:
+                raise IngestError(f"validation failed: {name} differs between the two copies")
+    with _compute_step("validating: sampled slabs against the source", say, show_bar):
+        problem = _sample_equal(written, ds)
+    if problem is not None:
+        raise IngestError(f"validation failed: {problem}")
+    return _content_hash(written, digests), plans
 
 
 def _record(
-    session: Session,
-    spec: ProductSpec,
-    version_id: str,
-    ds: xr.Dataset,
-    meta: dict[str, Any],
+    session: Session, spec: ProductSpec, version_id: str, ds: xr.Dataset, meta: dict[str, Any]
 ) -> bool:
     now = utcnow()
     product = session.get(Product, spec.id)
@@ -215,9 +326,41 @@ def _extent(ds: xr.Dataset) -> dict[str, Any]:
     for dim in ds.dims:
         if dim in ds.coords and ds[dim].size:
             values = ds[dim].values
-            out[str(dim)] = [values.min().item(), values.max().item()]
-    normalised: dict[str, Any] = json.loads(json.dumps(out, default=str))
-    return normalised
+            out[str(dim)] = (
+                [str(values.min()), str(values.max())]
+                if values.dtype.kind in "MO"
+                else [values.min().item(), values.max().item()]
+            )
+    return out
+
+
+def _copies_meta(final: Path, plans: dict[str, dict[str, Chunks]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for copy in COPIES:
+        path = final / f"{copy}.zarr"
+        ds = _open_copy(path)
+        out[copy] = {
+            "chunks": plans[copy],
+            "stored_bytes": _dir_size(path),
+            "value_count": int(sum(math.prod(v.shape) for v in ds.data_vars.values())),
+        }
+    return out
+
+
+@contextlib.contextmanager
+def _scheduler(address: str | None) -> Iterator[None]:
+    """Run dask work on a distributed cluster when given its address, else in threads."""
+    if address is None:
+        yield
+        return
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise IngestError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+    with client:
+        yield
 
 
 def ingest(
@@ -227,51 +370,70 @@ def ingest(
     store: DataStore,
     corpus_dir: Path,
     progress: Progress | None = None,
+    show_bar: bool = False,
+    scheduler: str | None = None,
 ) -> IngestResult:
     """Ingest ``spec`` and publish its version; nothing is visible unless all succeeds."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     paths = resolve_sources(spec, corpus_dir)
-    if len(paths) != 1:
-        raise IngestError("multi-file products arrive with the ingest issue; give one source")
-    path = paths[0]
-    say(f"reading {path}")
-    raw = open_source(path)
+    _sweep_staging(store)
+    # The pid lets a later run tell a dead run's leftovers from a live run's work.
+    staging = store.staging_dir() / f"{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        ds, report = normalise(raw, spec)
-        say("hashing content")
-        version_id = content_hash(ds)
+        parts = []
+        reports = []
+        for path in paths:
+            say(f"reading {path}")
+            try:
+                ds_i, report_i = _open_normalised(path, spec)
+            except SourceError as exc:
+                detail = exc.detail if str(path) in exc.detail else f"{path}: {exc.detail}"
+                raise SourceError(detail) from None
+            parts.append((path, ds_i))
+            reports.append(report_i)
+        ds = _combine(parts)
+        report = reports[0]
+        if len(paths) > 1:
+            report.add("*", f"{len(paths)} files concatenated along time")
+        with _scheduler(scheduler):
+            version_id, plans = _write_and_validate(ds, spec, staging, say, show_bar)
         final = store.version_dir(spec.id, version_id)
         if final.exists():
-            say(f"version {version_id} already on disk; recording it")
+            say(f"version {version_id} is already published; recording it")
         else:
-            say(f"writing version {version_id}")
-            chunks = plan_map_chunks(ds, int(spec.chunk_target_mb * 1024 * 1024))
-            _write_version(ds, chunks, store, final)
-        published = xr.open_zarr(final / "map.zarr", zarr_format=3, consolidated=True)
-        chunks_meta = {
-            str(n): dict(zip(map(str, v.dims), v.encoding["chunks"], strict=True))
-            for n, v in published.data_vars.items()
-        }
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                staging.rename(final)
+            except OSError:
+                if not final.exists():
+                    raise
+        copies = _copies_meta(final, plans)
     except OceanMartError:
         raise
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         # netCDF4 reports truncated or corrupt data only when it is read.
-        raise SourceError(f"{path}: cannot read data ({exc.__class__.__name__}: {exc})") from None
+        where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
+        raise SourceError(f"{where}: cannot read data ({exc.__class__.__name__}: {exc})") from None
     finally:
-        raw.close()
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
     value_count = int(sum(math.prod(v.shape) for v in ds.data_vars.values()))
+    uncompressed = int(sum(math.prod(v.shape) * v.dtype.itemsize for v in ds.data_vars.values()))
     stored = _dir_size(final)
     store_path = str(final.relative_to(store.root))
+    bytes_read = sum(p.stat().st_size for p in paths)
     meta: dict[str, Any] = {
         "store_path": store_path,
         "dims": {str(k): int(v) for k, v in ds.sizes.items()},
         "extent": _extent(ds),
-        "chunks": {"map": chunks_meta},
+        "chunks": copies,
         "stored_bytes": stored,
         "value_count": value_count,
-        "sources": [{"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}],
+        "sources": [
+            {"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths
+        ],
         "report": report.as_dict(),
     }
     with transaction(sessions) as session:
@@ -291,9 +453,10 @@ def ingest(
         version_id=version_id,
         created=created,
         store_path=store_path,
-        bytes_read=path.stat().st_size,
+        bytes_read=bytes_read,
         stored_bytes=stored,
         value_count=value_count,
+        uncompressed_bytes=uncompressed,
         seconds=seconds,
         report=report.as_dict(),
     )

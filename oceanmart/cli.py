@@ -258,6 +258,10 @@ def ingest(
     product: Annotated[
         str | None, typer.Option(help="Product id when ingesting files without a spec.")
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="dask.distributed scheduler address (default OCEANMART_DASK_SCHEDULER)."),
+    ] = None,
 ) -> None:
     """Ingest a product from a spec file, or from source files with an inferred spec."""
     from catalog.store import DataStore
@@ -279,13 +283,14 @@ def ingest(
         store=DataStore(settings.data_path),
         corpus_dir=settings.corpus_dir,
         progress=lambda msg: typer.echo(f"[ingest] {msg}", err=True),
+        show_bar=sys.stderr.isatty(),
+        scheduler=scheduler or settings.dask_scheduler,
     )
-    ratio = result.value_count * 4 / max(1, result.stored_bytes)
     state = "published" if result.created else "already published"
     _out(
         f"{state} {result.product_id} version {result.version_id}: {result.value_count} values, "
-        f"{result.bytes_read} bytes read, {result.stored_bytes} bytes stored "
-        f"(~{ratio:.1f}x vs float32), {result.seconds:.1f} s"
+        f"{result.bytes_read} bytes read, {result.stored_bytes} bytes written (both copies, "
+        f"{result.compression_ratio:.1f}x compression), {result.seconds:.1f} s"
     )
 
 

@@ -101,10 +101,10 @@ def test_staging_is_removed_when_writing_fails(
 ) -> None:
     import ingest.pipeline as pipeline
 
-    def boom(a: xr.DataArray, b: xr.DataArray) -> bool:
-        return False  # as if the written store differed from the source
+    def differs(written: xr.Dataset, source: xr.Dataset) -> str:
+        return "TEMP[depth=0] differs from the source"  # as if the write had gone wrong
 
-    monkeypatch.setattr(pipeline, "_equal", boom)
+    monkeypatch.setattr(pipeline, "_sample_equal", differs)
     with pytest.raises(Exception, match="validation failed"):
         _run(fresh_env, load_spec(LEVITUS_SPEC))
     assert not any((fresh_env.store.root / ".staging").iterdir())

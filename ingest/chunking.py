@@ -1,0 +1,68 @@
+"""Chunk plans for the two copies of a version.
+
+- map copy: one time step per chunk, whole horizontal fields (tiled only when a field is
+  far above the target), depth levels grouped up to the target size. Reading a map or a
+  few time steps touches few chunks.
+- series copy: as many time steps as fit the target, one depth level, small horizontal
+  tiles. Reading a long series at a point touches few chunks.
+
+Targets are bytes per (uncompressed) chunk, 1-4 MB by default (Copernicus Marine and
+Pangeo guidance).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from ingest.normalise import DEPTH, LAT, LON, TIME
+
+Chunks = dict[str, int]
+
+
+def _tile(ny: int, nx: int, cells: int) -> tuple[int, int]:
+    """A near-square horizontal tile of about ``cells`` cells, clipped to the grid."""
+    if ny * nx <= cells:
+        return ny, nx
+    side = max(1, math.isqrt(max(1, cells)))
+    ty = min(ny, side)
+    tx = min(nx, max(1, cells // ty))
+    return ty, tx
+
+
+def map_chunks(dims: Sequence[str], sizes: Mapping[str, int], itemsize: int, target: int) -> Chunks:
+    out: Chunks = {d: sizes[d] for d in dims}
+    if TIME in out:
+        out[TIME] = 1
+    if DEPTH in out:
+        out[DEPTH] = 1
+    ny, nx = sizes.get(LAT, 1), sizes.get(LON, 1)
+    if LAT in out and LON in out:
+        field = ny * nx * itemsize
+        if field > 2 * target:
+            out[LAT], out[LON] = _tile(ny, nx, target // itemsize)
+    per_level = math.prod(out.values()) * itemsize
+    if DEPTH in out:
+        out[DEPTH] = int(min(sizes[DEPTH], max(1, target // per_level)))
+    return out
+
+
+def series_chunks(
+    dims: Sequence[str], sizes: Mapping[str, int], itemsize: int, target: int
+) -> Chunks:
+    out: Chunks = {d: sizes[d] for d in dims}
+    # The "series" axis is time, or depth for a product without time (vertical profiles).
+    series = TIME if TIME in out else DEPTH if DEPTH in out else None
+    if series == TIME and DEPTH in out:
+        out[DEPTH] = 1
+    if series is not None:
+        out[series] = int(min(sizes[series], max(1, target // itemsize)))
+    cells = max(1, target // (itemsize * (out[series] if series else 1)))
+    if LAT in out and LON in out:
+        # Small tiles even when the field would fit: a point series should read little.
+        out[LAT], out[LON] = _tile(sizes[LAT], sizes[LON], min(cells, 64 * 64))
+        if series is not None:
+            # Spend what the tile saved on a longer series, up to the target.
+            tile = out[LAT] * out[LON]
+            out[series] = int(min(sizes[series], max(1, target // (itemsize * tile))))
+    return out
