@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from oceanmart.errors import InvalidParameter
 
@@ -30,9 +31,18 @@ class BBox:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Inclusive instants (naive UTC, as CF times are stored); None is an open end."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Selection:
     bbox: BBox | None = None
     depth: tuple[float, float] | None = None
+    time: TimeRange | None = None
     variables: tuple[str, ...] | None = None
 
 
@@ -86,6 +96,34 @@ def parse_range(parameter: str, text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _instant(text: str) -> datetime | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(
+            "datetime", f"{text!r} is not an ISO 8601 date or date-time"
+        ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def parse_datetime(text: str) -> TimeRange:
+    """Parse ``start/end`` (either end may be ``..``) or a single instant, as in OGC APIs."""
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise InvalidParameter("datetime", "expected an instant or start/end")
+    start, end = _instant(parts[0]), _instant(parts[-1])
+    if len(parts) == 1 and start is None:
+        raise InvalidParameter("datetime", "give an instant or an interval")
+    if start is not None and end is not None and start > end:
+        raise InvalidParameter("datetime", f"start {parts[0]} is after end {parts[-1]}")
+    return TimeRange(start, end)
+
+
 def parse_variables(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
     if not names:
@@ -94,10 +132,14 @@ def parse_variables(text: str) -> tuple[str, ...]:
 
 
 def parse_selection(
-    bbox: str | None = None, depth: str | None = None, variables: str | None = None
+    bbox: str | None = None,
+    depth: str | None = None,
+    variables: str | None = None,
+    datetime: str | None = None,
 ) -> Selection:
     return Selection(
         bbox=parse_bbox(bbox) if bbox else None,
         depth=parse_range("depth", depth) if depth else None,
+        time=parse_datetime(datetime) if datetime else None,
         variables=parse_variables(variables) if variables else None,
     )

@@ -20,7 +20,7 @@ from catalog.selection import Selection
 from catalog.store import DataStore
 from oceanmart.errors import EmptySelection, InvalidParameter, RequestTooLarge
 
-LON, LAT, DEPTH = "longitude", "latitude", "depth"
+LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
 IN_MEMORY_BYTES = 64 * 1024 * 1024
 
 
@@ -68,6 +68,10 @@ def apply(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
         ds = ds.sel({LAT: slice(b.south, b.north)})
         if not b.global_longitudes:
             ds = _select_longitude(ds, b.west, b.east)
+    if sel.time is not None:
+        if TIME not in ds.dims:
+            raise InvalidParameter("datetime", "this product has no time axis")
+        ds = ds.sel({TIME: slice(sel.time.start, sel.time.end)})
     if sel.depth is not None:
         if DEPTH not in ds.dims:
             raise InvalidParameter("depth", "this product has no depth axis")
@@ -155,6 +159,10 @@ def _selection_json(sel: Selection) -> dict[str, object]:
         out["bbox"] = [b.west, b.south, b.east, b.north]
     if sel.depth is not None:
         out["depth"] = list(sel.depth)
+    if sel.time is not None:
+        out["datetime"] = "/".join(
+            t.isoformat() if t is not None else ".." for t in (sel.time.start, sel.time.end)
+        )
     if sel.variables is not None:
         out["variables"] = list(sel.variables)
     return out

@@ -59,8 +59,10 @@ def series_chunks(
         out[series] = int(min(sizes[series], max(1, target // itemsize)))
     cells = max(1, target // (itemsize * (out[series] if series else 1)))
     if LAT in out and LON in out:
-        # Small tiles even when the field would fit: a point series should read little.
-        out[LAT], out[LON] = _tile(sizes[LAT], sizes[LON], min(cells, 64 * 64))
+        # Small tiles even when the field would fit, so a point series reads little; with
+        # no series axis (a 2-D field) the tile only needs to stay near the target size.
+        cap = 64 * 64 if series is not None else cells
+        out[LAT], out[LON] = _tile(sizes[LAT], sizes[LON], min(cells, cap))
         if series is not None:
             # Spend what the tile saved on a longer series, up to the target.
             tile = out[LAT] * out[LON]

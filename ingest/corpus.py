@@ -72,10 +72,34 @@ FILES: dict[str, CorpusFile] = {
             "225a9e4fed7bb1a7b558afb662abbe2dc5e3d3db4100fa019cb994f10b115faa",
         ),
         CorpusFile(
+            "etopo5.cdf",
+            FERRET_DATASETS,
+            _FERRET + "etopo5.cdf",
+            "1455d5e5feebd183d0bef5538a750ca8a44801e1503f964df900831c224459ce",
+        ),
+        CorpusFile(
             "etopo20.cdf",
             FERRET_DATASETS,
             _FERRET + "etopo20.cdf",
             "ba27cb2fa5f2f2b2c76e5a576f0a291fd11ebb3da99ed9b466150c0a064a1db4",
+        ),
+        CorpusFile(
+            "etopo40.cdf",
+            FERRET_DATASETS,
+            _FERRET + "etopo40.cdf",
+            "7833ad3b001f902fc15d458257172dc71c5263a0d11522e6ed6b916f910bcbf9",
+        ),
+        CorpusFile(
+            "etopo60.cdf",
+            FERRET_DATASETS,
+            _FERRET + "etopo60.cdf",
+            "36b4cb72a01cf4c6dc155e52dca6c4ff148aea5958d056d3136fe2789646c4ad",
+        ),
+        CorpusFile(
+            "etopo120.cdf",
+            FERRET_DATASETS,
+            _FERRET + "etopo120.cdf",
+            "48a8457b6c0df6a7527714d028b360a82c299444a6c02985eb95a330f66ccc7b",
         ),
     ]
 }

@@ -72,7 +72,8 @@ class IngestResult:
 
     @property
     def compression_ratio(self) -> float:
-        return self.uncompressed_bytes / max(1, self.stored_bytes)
+        """Uncompressed bytes of both copies over the bytes written for them."""
+        return len(COPIES) * self.uncompressed_bytes / max(1, self.stored_bytes)
 
 
 def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[Path]:
@@ -256,8 +257,8 @@ def _open_copy(path: Path) -> xr.Dataset:
 
 def _write_and_validate(
     ds: xr.Dataset, spec: ProductSpec, staging: Path, say: Progress, show_bar: bool
-) -> tuple[str, dict[str, dict[str, Chunks]]]:
-    """Write both copies into ``staging``, validate them; return the version id and plans."""
+) -> str:
+    """Write both copies into ``staging``, validate them, and return the version id."""
     target = int(spec.chunk_target_mb * 1024 * 1024)
     plans = {copy: _plan(ds, copy, target) for copy in COPIES}
     prepared, encoding = _prepare(ds, plans["map"])
@@ -281,7 +282,7 @@ def _write_and_validate(
         problem = _sample_equal(written, ds)
     if problem is not None:
         raise IngestError(f"validation failed: {problem}")
-    return _content_hash(written, digests), plans
+    return _content_hash(written, digests)
 
 
 def _record(
@@ -334,13 +335,18 @@ def _extent(ds: xr.Dataset) -> dict[str, Any]:
     return out
 
 
-def _copies_meta(final: Path, plans: dict[str, dict[str, Chunks]]) -> dict[str, Any]:
+def _copies_meta(final: Path) -> dict[str, Any]:
+    """Each published copy's chunk grid, bytes and value count, read from the store itself
+    (a version published by an earlier run keeps the chunks it was written with)."""
     out: dict[str, Any] = {}
     for copy in COPIES:
         path = final / f"{copy}.zarr"
         ds = _open_copy(path)
         out[copy] = {
-            "chunks": plans[copy],
+            "chunks": {
+                str(n): dict(zip(map(str, v.dims), map(int, v.encoding["chunks"]), strict=True))
+                for n, v in ds.data_vars.items()
+            },
             "stored_bytes": _dir_size(path),
             "value_count": int(sum(math.prod(v.shape) for v in ds.data_vars.values())),
         }
@@ -397,7 +403,7 @@ def ingest(
         if len(paths) > 1:
             report.add("*", f"{len(paths)} files concatenated along time")
         with _scheduler(scheduler):
-            version_id, plans = _write_and_validate(ds, spec, staging, say, show_bar)
+            version_id = _write_and_validate(ds, spec, staging, say, show_bar)
         final = store.version_dir(spec.id, version_id)
         if final.exists():
             say(f"version {version_id} is already published; recording it")
@@ -408,7 +414,7 @@ def ingest(
             except OSError:
                 if not final.exists():
                     raise
-        copies = _copies_meta(final, plans)
+        copies = _copies_meta(final)
     except OceanMartError:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:

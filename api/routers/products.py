@@ -57,10 +57,17 @@ def subset(
     variables: Annotated[
         str | None, Query(description="comma-separated variable names", examples=["TEMP"])
     ] = None,
+    datetime: Annotated[
+        str | None,
+        Query(
+            description="ISO 8601 instant or start/end interval (`..` for an open end), inclusive",
+            examples=["1985-01-01/1986-12-31"],
+        ),
+    ] = None,
     format: Annotated[Literal["netcdf"], Query(description="output format")] = "netcdf",
 ) -> FileResponse:
     """Cut a subset of the product's current version and return it as CF NetCDF4."""
-    selection = parse_selection(bbox, depth, variables)
+    selection = parse_selection(bbox, depth, variables, datetime)
     version = gate.product.version
     assert version is not None  # get_product only returns published products
     selected, _ = engine.cut(store, version.store_path, selection, settings.max_request_bytes)
