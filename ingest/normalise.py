@@ -55,6 +55,9 @@ STANDARD_NAMES = {
     "SLP": "air_pressure_at_mean_sea_level",
     "ROSE": "height_above_mean_sea_level",
     "SPEH": "specific_humidity",
+    "t": "air_temperature",
+    "z": "geopotential",
+    "prmsl": "air_pressure_at_mean_sea_level",
 }
 
 
@@ -75,6 +78,22 @@ class Report:
 def _axis(ds: xr.Dataset, key: str) -> str | None:
     names = [n for n in ds.cf.coordinates.get(key, []) if n in ds.dims]
     return names[0] if names else None
+
+
+_LENGTH_UNITS = {"m", "meter", "meters", "metre", "metres", "km", "cm", "dbar", ""}
+
+
+def _depth_axis(ds: xr.Dataset) -> str | None:
+    """The vertical axis when it is a depth or height in length units.
+
+    Pressure levels (GRIB ``isobaricInhPa``), model levels and the like are vertical too,
+    but not depths: they keep their own name and units.
+    """
+    name = _axis(ds, "vertical")
+    if name is None:
+        return None
+    units = str(ds[name].attrs.get("units", "")).strip().lower()
+    return name if units in _LENGTH_UNITS and units != "dbar" else None
 
 
 def _time_axis(ds: xr.Dataset) -> str | None:
@@ -209,7 +228,7 @@ def normalise(ds: xr.Dataset, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
     axes = {
         LON: _axis(ds, "longitude"),
         LAT: _axis(ds, "latitude"),
-        DEPTH: _axis(ds, "vertical"),
+        DEPTH: _depth_axis(ds),
         TIME: _time_axis(ds),
     }
     if axes[LON] is None or axes[LAT] is None:

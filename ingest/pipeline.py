@@ -45,7 +45,7 @@ from ingest.chunking import Chunks, map_chunks, series_chunks
 from ingest.corpus import corpus_path, sha256_file
 from ingest.digest import digest
 from ingest.normalise import TIME, Report, normalise
-from ingest.readers import open_source
+from ingest.readers import Filter, open_source
 from ingest.spec import ProductSpec
 from oceanmart.db import transaction, utcnow
 from oceanmart.errors import IngestError, OceanMartError, SourceError
@@ -76,12 +76,14 @@ class IngestResult:
         return len(COPIES) * self.uncompressed_bytes / max(1, self.stored_bytes)
 
 
-def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[Path]:
-    """Source paths in order: corpus names, paths and globs (relative to the spec file)."""
-    out: list[Path] = []
+def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[tuple[Path, Filter | None]]:
+    """Source paths in order (corpus names, paths and globs relative to the spec file), each
+    with its GRIB hypercube filter."""
+    out: list[tuple[Path, Filter | None]] = []
     for src in spec.sources:
+        keys = src.filter_by_keys
         if src.corpus is not None:
-            out.append(corpus_path(src.corpus, corpus_dir))
+            out.append((corpus_path(src.corpus, corpus_dir), keys))
             continue
         assert src.path is not None
         pattern = src.path if Path(src.path).is_absolute() else str(spec.base_dir / src.path)
@@ -90,9 +92,9 @@ def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[Path]:
             matches = sorted(Path(p) for p in glob.glob(pattern))  # noqa: PTH207
             if not matches:
                 raise SourceError(f"{pattern}: no file matches")
-            out.extend(matches)
+            out.extend((m, keys) for m in matches)
         else:
-            out.append(Path(pattern))
+            out.append((Path(pattern), keys))
     return out
 
 
@@ -109,8 +111,10 @@ def _read_chunks(ds: xr.Dataset) -> dict[str, int]:
     return chunks
 
 
-def _open_normalised(path: Path, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
-    raw = open_source(path)
+def _open_normalised(
+    path: Path, keys: Filter | None, spec: ProductSpec
+) -> tuple[xr.Dataset, Report]:
+    raw = open_source(path, keys)
     ds, report = normalise(raw.chunk(_read_chunks(raw)), spec)
     return ds, report
 
@@ -382,17 +386,18 @@ def ingest(
     """Ingest ``spec`` and publish its version; nothing is visible unless all succeeds."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    paths = resolve_sources(spec, corpus_dir)
+    sources = resolve_sources(spec, corpus_dir)
+    paths = [p for p, _ in sources]
     _sweep_staging(store)
     # The pid lets a later run tell a dead run's leftovers from a live run's work.
     staging = store.staging_dir() / f"{os.getpid()}-{uuid.uuid4().hex}"
     try:
         parts = []
         reports = []
-        for path in paths:
+        for path, keys in sources:
             say(f"reading {path}")
             try:
-                ds_i, report_i = _open_normalised(path, spec)
+                ds_i, report_i = _open_normalised(path, keys, spec)
             except SourceError as exc:
                 detail = exc.detail if str(path) in exc.detail else f"{path}: {exc.detail}"
                 raise SourceError(detail) from None

@@ -10,12 +10,15 @@ from __future__ import annotations
 import abc
 import gc
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import xarray as xr
 
 from oceanmart.errors import SourceError
+
+Filter = Mapping[str, str | int | float]
 
 
 class Reader(abc.ABC):
@@ -24,8 +27,11 @@ class Reader(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
-    def open(self, path: Path) -> xr.Dataset:
-        """Return the file as a lazily loaded dataset; raise SourceError when unreadable."""
+    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
+        """Return the file as a lazily loaded dataset; raise SourceError when unreadable.
+
+        ``filter_by_keys`` selects one hypercube of a GRIB file (cfgrib's option).
+        """
 
 
 def _check_classic_complete(path: Path) -> None:
@@ -56,9 +62,11 @@ class NetCDFReader(Reader):
 
     suffixes = (".nc", ".cdf", ".nc4", ".netcdf")
 
-    def open(self, path: Path) -> xr.Dataset:
+    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
         if not path.exists():
             raise SourceError(f"{path}: no such file")
+        if filter_by_keys:
+            raise SourceError(f"{path}: filter_by_keys applies to GRIB sources only")
         with path.open("rb") as f:
             magic = f.read(4)
         if magic in (b"CDF\x01", b"CDF\x02"):  # CDF-5 is beyond scipy's reader
@@ -80,13 +88,69 @@ class NetCDFReader(Reader):
             raise SourceError(f"{path}: {exc}") from None
 
 
-READERS: tuple[Reader, ...] = (NetCDFReader(),)
+class GribReader(Reader):
+    """GRIB 1 and 2 through cfgrib and ecCodes.
+
+    A GRIB file may hold several hypercubes that do not fit one dataset (say, temperature
+    on model levels and on pressure levels). They are merged when they fit together;
+    otherwise the error lists them and asks for ``filter_by_keys`` in the spec.
+    """
+
+    suffixes = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
+
+    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
+        import cfgrib
+
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        # indexpath="": never write cfgrib's .idx files next to (read-only) sources.
+        # errors="raise": cfgrib would otherwise skip corrupt messages and return the rest.
+        kwargs: dict[str, object] = {"indexpath": "", "errors": "raise"}
+        if filter_by_keys:
+            kwargs["filter_by_keys"] = dict(filter_by_keys)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            try:
+                cubes = cfgrib.open_datasets(str(path), backend_kwargs=kwargs)
+            except Exception as exc:  # ecCodes raises its own GribInternalError tree
+                raise SourceError(
+                    f"{path}: not a readable GRIB file ({exc.__class__.__name__}: {exc})"
+                ) from None
+        if not cubes:
+            raise SourceError(f"{path}: no GRIB message matches {dict(filter_by_keys or {})}")
+        for cube in cubes:
+            if "values" in cube.dims:
+                grid = cube[next(iter(cube.data_vars))].attrs.get("GRIB_gridType", "unknown")
+                raise SourceError(
+                    f"{path}: grid type {grid!r} is not a regular latitude/longitude grid; "
+                    "curvilinear GRIB grids are not supported yet"
+                )
+        if len(cubes) == 1:
+            single: xr.Dataset = cubes[0]
+            return single
+        try:
+            merged: xr.Dataset = xr.merge(cubes, compat="no_conflicts", join="exact")
+            return merged
+        except (ValueError, xr.MergeError):
+            listing = "; ".join(
+                ", ".join(map(str, c.data_vars))
+                + " on "
+                + str(c[next(iter(c.data_vars))].attrs.get("GRIB_typeOfLevel", "?"))
+                for c in cubes
+            )
+            raise SourceError(
+                f"{path}: {len(cubes)} hypercubes that do not merge ({listing}); choose one "
+                "with filter_by_keys in the spec, e.g. {typeOfLevel: isobaricInhPa}"
+            ) from None
 
 
-def open_source(path: Path) -> xr.Dataset:
+READERS: tuple[Reader, ...] = (NetCDFReader(), GribReader())
+
+
+def open_source(path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
     """Open ``path`` with the reader registered for its suffix."""
     for reader in READERS:
         if path.suffix.lower() in reader.suffixes:
-            return reader.open(path)
+            return reader.open(path, filter_by_keys)
     known = ", ".join(s for r in READERS for s in r.suffixes)
     raise SourceError(f"{path}: no reader for {path.suffix or 'files without a suffix'} ({known})")

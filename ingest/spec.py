@@ -40,6 +40,7 @@ class SourceRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     path: str | None = None
     corpus: str | None = None
+    filter_by_keys: dict[str, str | int | float] | None = None  # GRIB: pick one hypercube
 
     @model_validator(mode="after")
     def _one_of(self) -> SourceRef:

@@ -218,3 +218,73 @@ def test_coads_climatology_axis_and_values(catalog_env: Env, corpus_dir: Path) -
         b = src.SST.isel(TIME=6).sel(COADSY=-1.0, COADSX=lon_src).values
         np.testing.assert_array_equal(a, b)
     assert ours.SLP.attrs["units"] == "hPa" and ours.SPEH.attrs["units"] == "g kg-1"
+
+
+def test_grib_box_across_0_on_a_0_360_grid_equals_cdo(
+    catalog_env: Env, corpus_dir: Path, tmp_path: Path
+) -> None:
+    cdo = require_tool("cdo")
+    out = tmp_path / "cdo.nc"
+    _run(
+        [
+            cdo,
+            "-s",
+            "-f",
+            "nc4",
+            "-sellonlatbox,-15,15,30,60",
+            str(_src("regular_ll_msl.grib", corpus_dir)),
+            str(out),
+        ]
+    )
+    ref = _as_ours(xr.open_dataset(out).load(), {"lon": "longitude", "lat": "latitude"})
+    ours = apply(
+        _published(catalog_env, "msl-analysis"), parse_selection(bbox="-15,30,15,60")
+    ).load()
+    assert ours.sizes["longitude"] == 31 and ours.sizes["latitude"] == 31
+    ref_var = next(iter(ref.data_vars.values())).squeeze(drop=True)
+    _same(ours.prmsl, ref_var)
+
+
+def test_grib_and_its_netcdf_twin_agree_within_the_packing(
+    catalog_env: Env, corpus_dir: Path
+) -> None:
+    """The ERA5 sample's NetCDF twin holds float64 (with a scale_factor attribute) where
+    the GRIB decodes to float32: values agree to float32 rounding; axes, members and
+    times are identical."""
+    twin_path = _src("era5-levels-members.nc", corpus_dir)
+    grib = _published(catalog_env, "era5-pressure-levels-ensemble")
+    spec = load_spec(ROOT / "ingest" / "specs" / "era5-pressure-levels-ensemble.yaml")
+    twin_spec = spec.model_copy(
+        update={"id": "era5-twin", "sources": [type(spec.sources[0])(path=str(twin_path))]}
+    )
+    ingest(twin_spec, sessions=catalog_env.sessions, store=catalog_env.store, corpus_dir=corpus_dir)
+    nc = _published(catalog_env, "era5-twin")
+    for axis in ("longitude", "latitude", "time", "number", "isobaricInhPa"):
+        np.testing.assert_array_equal(grib[axis].values, nc[axis].values)
+    for name in ("t", "z"):
+        a, b = grib[name].values.astype("f8"), nc[name].values
+        assert a.shape == b.shape == (10, 4, 2, 61, 120)
+        float32_step = np.nanmax(np.abs(b)) * np.finfo(np.float32).eps
+        assert 0 < np.nanmax(np.abs(a - b)) <= float32_step
+        assert grib[name].dtype == np.float32 and nc[name].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("era5-levels-corrupted.grib", "not a readable GRIB file"),
+        (
+            "t_on_different_level_types.grib",
+            "2 hypercubes that do not merge (t on hybrid; t on isobaricInhPa)",
+        ),
+        ("ds.waveh.5.grib", "grid type 'mercator' is not a regular latitude/longitude grid"),
+    ],
+)
+def test_grib_files_we_refuse_say_why(corpus_dir: Path, name: str, message: str) -> None:
+    from ingest.readers import open_source
+    from oceanmart.errors import SourceError
+
+    path = _src(name, corpus_dir)
+    with pytest.raises(SourceError) as info:
+        open_source(path)
+    assert str(path) in info.value.detail and message in info.value.detail
