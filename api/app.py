@@ -8,7 +8,7 @@ from fastapi import FastAPI
 import oceanmart
 from api import errors
 from api.middleware import AccessLog
-from api.routers import accounts, entitlements, health, products
+from api.routers import accounts, entitlements, health, products, sea_areas
 from catalog.store import DataStore
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
@@ -35,7 +35,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = DataStore(settings.data_path)
     errors.install(app)
-    for router in (health.router, accounts.router, entitlements.router, products.router):
+    for router in (
+        health.router,
+        accounts.router,
+        entitlements.router,
+        products.router,
+        sea_areas.router,
+    ):
         app.include_router(router)
     app.add_middleware(AccessLog)
     # Outermost, so the access log and problem bodies see the request id.

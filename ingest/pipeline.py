@@ -45,7 +45,7 @@ from ingest.chunking import Chunks, map_chunks, series_chunks
 from ingest.corpus import corpus_path, sha256_file
 from ingest.digest import digest
 from ingest.normalise import TIME, Report, normalise
-from ingest.readers import Filter, open_source
+from ingest.readers import ReadOptions, open_source
 from ingest.spec import ProductSpec
 from oceanmart.db import transaction, utcnow
 from oceanmart.errors import IngestError, OceanMartError, SourceError
@@ -76,12 +76,12 @@ class IngestResult:
         return len(COPIES) * self.uncompressed_bytes / max(1, self.stored_bytes)
 
 
-def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[tuple[Path, Filter | None]]:
+def resolve_sources(spec: ProductSpec, corpus_dir: Path) -> list[tuple[Path, ReadOptions]]:
     """Source paths in order (corpus names, paths and globs relative to the spec file), each
     with its GRIB hypercube filter."""
-    out: list[tuple[Path, Filter | None]] = []
+    out: list[tuple[Path, ReadOptions]] = []
     for src in spec.sources:
-        keys = src.filter_by_keys
+        keys = ReadOptions(filter_by_keys=src.filter_by_keys, resolution=src.resolution)
         if src.corpus is not None:
             out.append((corpus_path(src.corpus, corpus_dir), keys))
             continue
@@ -111,9 +111,7 @@ def _read_chunks(ds: xr.Dataset) -> dict[str, int]:
     return chunks
 
 
-def _open_normalised(
-    path: Path, keys: Filter | None, spec: ProductSpec
-) -> tuple[xr.Dataset, Report]:
+def _open_normalised(path: Path, keys: ReadOptions, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
     raw = open_source(path, keys)
     ds, report = normalise(raw.chunk(_read_chunks(raw)), spec)
     return ds, report

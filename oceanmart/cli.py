@@ -40,16 +40,20 @@ ent_app = typer.Typer(
 )
 products_app = typer.Typer(help="Published products.", no_args_is_help=True)
 corpus_app = typer.Typer(help="The real-data corpus (pinned, hash-checked).", no_args_is_help=True)
+areas_app = typer.Typer(
+    help="Named sea areas, islands and countries (polygons in the catalog).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ent_app, name="entitlements")
 app.add_typer(products_app, name="products")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(areas_app, name="sea-areas")
 
-LEVITUS_SPEC = (
-    Path(__file__).resolve().parent.parent / "ingest" / "specs" / "levitus-climatology.yaml"
-)
+SPECS = Path(__file__).resolve().parent.parent / "ingest" / "specs"
+LEVITUS_SPEC = SPECS / "levitus-climatology.yaml"
+SEA_AREAS = SPECS / "sea-areas.geojson"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -294,6 +298,60 @@ def ingest(
     )
 
 
+# -- sea areas -----------------------------------------------------------------------
+
+
+@areas_app.command("import")
+def areas_import(
+    source: Annotated[Path, typer.Argument(help="GeoJSON (id, name_en, name_zh) or .shp file")],
+    kind: Annotated[str, typer.Option(help="sea-area | island | country | land")] = "sea-area",
+    id_field: Annotated[str, typer.Option(help="Shapefile attribute used as id.")] = "ISO_A3",
+) -> None:
+    """Store polygons in the catalog (an area with the same id is replaced)."""
+    from catalog.sea_areas import save_areas
+    from ingest.vector import read_geojson, read_shapefile
+    from oceanmart.db import transaction
+
+    sessions = _sessions(_settings())
+    if source.suffix.lower() == ".shp":
+        features = read_shapefile(source, id_field, kind)
+    else:
+        features = read_geojson(source, kind)
+    with transaction(sessions) as session:
+        saved = save_areas(session, features)
+    _out(f"stored {len(saved)} {kind} polygon(s) from {source.name}")
+
+
+@areas_app.command("islands")
+def areas_islands(
+    resolution: Annotated[str, typer.Option(help="GSHHS resolution: c (crude) or l (low)")] = "l",
+    min_area_km2: Annotated[float, typer.Option(help="Skip smaller islands.")] = 1000.0,
+) -> None:
+    """Store GSHHS islands (land polygons smaller than a continent) from the corpus."""
+    from catalog.sea_areas import save_areas
+    from ingest.corpus import corpus_path
+    from ingest.vector import islands
+    from oceanmart.db import transaction
+
+    settings = _settings()
+    path = corpus_path(f"gshhs_{resolution}.dat", settings.corpus_dir)
+    corpus_path(f"gshhsmeta_{resolution}.dat", settings.corpus_dir)
+    with transaction(_sessions(settings)) as session:
+        saved = save_areas(session, islands(path, min_area_km2))
+    _out(f"stored {len(saved)} islands of at least {min_area_km2:g} km2 from {path.name}")
+
+
+@areas_app.command("list")
+def areas_list(kind: Annotated[str | None, typer.Option()] = None) -> None:
+    """List stored areas."""
+    from catalog.sea_areas import list_areas
+
+    with _sessions(_settings())() as session:
+        for a in list_areas(session, kind):
+            w, s, e, n = a.bbox
+            _out(f"{a.id}\t{a.kind}\t{a.name_en}\t{a.name_zh}\t[{w:g},{s:g},{e:g},{n:g}]")
+
+
 # -- corpus ---------------------------------------------------------------------------
 
 
@@ -357,9 +415,11 @@ def demo(
     """Run the marketplace on the embedded default: ./var, real sample data, keys printed."""
     from sqlalchemy import select
 
+    from catalog.sea_areas import save_areas
     from catalog.store import DataStore
     from ingest import ingest as run
     from ingest import load_spec
+    from ingest.vector import read_geojson
     from oceanmart.accounts import create_account, create_key, get_account
     from oceanmart.db import make_sessionmaker, transaction, upgrade
     from oceanmart.errors import NotFound
@@ -398,6 +458,7 @@ def demo(
         )
         if has is None:
             grant(session, "demo-buyer", spec.id, granted_by="demo")
+        save_areas(session, read_geojson(SEA_AREAS))
     base = f"http://{host}:{port}"
     _out(f"OceanMart demo: product {result.product_id} version {result.version_id}")
     _out(f"  API docs     {base}/docs")
@@ -405,6 +466,10 @@ def demo(
     _out(
         f"  subset       {base}/v1/products/{spec.id}/subset"
         "?bbox=-10,-20,10,20&depth=0,100&variables=TEMP&format=netcdf"
+    )
+    _out(
+        f"  sea area     {base}/v1/products/{spec.id}/subset"
+        "?sea_area=zhoushan-fishing-ground&depth=0,50&variables=TEMP"
     )
     _out(f"  admin key    {admin_key}")
     _out(f"  buyer key    {buyer_key}")

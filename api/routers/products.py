@@ -15,6 +15,7 @@ from api.deps import CatalogReader, EntitledDep, ProductDep, SessionsDep, Settin
 from api.schemas import ProductList, ProductOut
 from catalog import subset as engine
 from catalog.products import list_products
+from catalog.sea_areas import get_area
 from catalog.selection import parse_selection
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
@@ -43,6 +44,7 @@ def subset(
     gate: EntitledDep,
     settings: SettingsDep,
     store: StoreDep,
+    sessions: SessionsDep,
     bbox: Annotated[
         str | None,
         Query(
@@ -64,13 +66,24 @@ def subset(
             examples=["1985-01-01/1986-12-31"],
         ),
     ] = None,
+    sea_area: Annotated[
+        str | None,
+        Query(
+            description="id of a stored sea area: cells whose centre is outside it are NaN",
+            examples=["zhoushan-fishing-ground"],
+        ),
+    ] = None,
     format: Annotated[Literal["netcdf"], Query(description="output format")] = "netcdf",
 ) -> FileResponse:
     """Cut a subset of the product's current version and return it as CF NetCDF4."""
-    selection = parse_selection(bbox, depth, variables, datetime)
+    selection = parse_selection(bbox, depth, variables, datetime, sea_area)
     version = gate.product.version
     assert version is not None  # get_product only returns published products
-    selected, _ = engine.cut(store, version.store_path, selection, settings.max_request_bytes)
+    area = None
+    if selection.sea_area is not None:
+        with sessions() as session:
+            area = get_area(session, selection.sea_area)
+    selected, _ = engine.cut(store, version.store_path, selection, settings.max_request_bytes, area)
     fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
     os.close(fd)
     tmp = Path(name)

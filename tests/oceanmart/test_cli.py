@@ -155,7 +155,7 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert r.returncode == 0 and "database at revision 0001" in r.stdout
+    assert r.returncode == 0 and "database at revision 0002" in r.stdout
 
 
 def test_placeholder_secret_is_a_clear_cli_error(env: Env) -> None:

@@ -15,7 +15,7 @@ from tests.conftest import Env, unique
 
 def test_migrations_reach_head_and_match_the_models(fresh_env: Env) -> None:
     engine = fresh_env.sessions.kw["bind"]
-    assert current_revision(engine) == head_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision(engine) == "0002"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

@@ -1,0 +1,140 @@
+"""Ingest throughput and memory: OceanMart (both copies, validated) vs plain xarray (one copy).
+
+Peer, measured in the same run: ``xr.open_dataset(src).to_zarr(dst)``, the one-liner a
+researcher would write. Each run is its own process; wall time and peak RSS
+(``ru_maxrss`` of the child) are reported.
+
+Datasets: ETOPO5 from the corpus (9.3 M values) and generated 720x1440 float32 daily
+series of 182 and 365 steps (189 M and 378 M values), so that doubling the input shows
+whether memory grows with it.
+
+Run: ``.venv/bin/python bench/ingest.py [--steps 182,365] [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+PLAIN = "import sys, xarray as xr; xr.open_dataset(sys.argv[1]).to_zarr(sys.argv[2], zarr_format=3)"
+
+
+def generate(path: Path, steps: int) -> None:
+    """A smooth SST-like field with weather noise, written one day at a time."""
+    ny, nx = 720, 1440
+    lat = np.linspace(-89.875, 89.875, ny)
+    lon = np.linspace(-179.875, 179.875, nx)
+    base = (28 * np.cos(np.deg2rad(lat))[:, None] - 2) * np.ones((1, nx), "f4")
+    rng = np.random.default_rng(42)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.createDimension("time", steps)
+        nc.createDimension("lat", ny)
+        nc.createDimension("lon", nx)
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units = "days since 2020-01-01"
+        t[:] = np.arange(steps)
+        y = nc.createVariable("lat", "f8", ("lat",))
+        y.units = "degrees_north"
+        y[:] = lat
+        x = nc.createVariable("lon", "f8", ("lon",))
+        x.units = "degrees_east"
+        x[:] = lon
+        v = nc.createVariable("sst", "f4", ("time", "lat", "lon"), chunksizes=(1, ny, nx))
+        v.units = "degC"
+        for i in range(steps):
+            season = 2 * np.sin(2 * np.pi * i / 365)
+            v[i] = base + season + rng.normal(0, 0.3, (ny, nx)).astype("f4")
+
+
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process, from its own rusage (wait4)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{argv[0]} failed: {err.read()[-2000:].decode(errors='replace')}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", default="182,365", help="generated series lengths")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="om-bench-ingest-"))
+    corpus = Path(os.environ.get("OCEANMART_CORPUS_DIR", ROOT / ".cache" / "corpus"))
+    sources: list[tuple[str, Path, int]] = []
+    etopo = corpus / "ferret-datasets" / "etopo5.cdf"
+    if not etopo.exists():
+        subprocess.run(
+            [str(BIN / "oceanmart"), "corpus", "fetch"],
+            check=True,
+            env={**os.environ, "OCEANMART_CORPUS_DIR": str(corpus)},
+        )
+    sources.append(("ETOPO5", etopo, 2161 * 4320))
+    for steps in sorted(int(s) for s in args.steps.split(",")):
+        path = work / f"series{steps}.nc"
+        print(f"[bench] generating {steps}x720x1440 float32", file=sys.stderr, flush=True)
+        generate(path, steps)
+        sources.append((f"generated {steps}x720x1440", path, steps * 720 * 1440))
+
+    rows = []
+    for i, (name, src, values) in enumerate(sources):
+        print(f"[bench] {i + 1}/{len(sources)} {name}: plain xarray", file=sys.stderr, flush=True)
+        plain_s, plain_rss = measure(
+            [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}.zarr")], dict(os.environ)
+        )
+        shutil.rmtree(work / f"plain{i}.zarr")
+        print(f"[bench] {i + 1}/{len(sources)} {name}: oceanmart", file=sys.stderr, flush=True)
+        env = {
+            **os.environ,
+            "OCEANMART_VAR_DIR": str(work / f"var{i}"),
+            "OCEANMART_CORPUS_DIR": str(corpus),
+            "OCEANMART_LOG_LEVEL": "WARNING",
+        }
+        subprocess.run(
+            [str(BIN / "oceanmart"), "db", "upgrade"], env=env, check=True, capture_output=True
+        )
+        om_s, om_rss = measure(
+            [str(BIN / "oceanmart"), "ingest", str(src), "--product", f"bench-{i}"], env
+        )
+        shutil.rmtree(work / f"var{i}")
+        mb = src.stat().st_size / 1e6
+        rows.append((name, values, mb, plain_s, plain_rss, om_s, om_rss))
+    if not args.keep:
+        shutil.rmtree(work)
+
+    print(
+        f"\nIngest, python {sys.version.split()[0]}, {os.cpu_count()} cpus; OceanMart writes "
+        "and validates two copies, plain xarray writes one"
+    )
+    print(
+        f"{'dataset':26} {'values':>11} {'src MB':>7} {'plain s':>8} {'plain MB/s':>10} "
+        f"{'plain RSS':>9} {'ours s':>7} {'ours MB/s':>9} {'ours RSS':>8} {'time ratio':>10}"
+    )
+    for name, values, mb, ps, prss, os_, orss in rows:
+        print(
+            f"{name:26} {values:>11} {mb:>7.0f} {ps:>8.1f} {mb / ps:>10.1f} {prss:>7.0f}MB "
+            f"{os_:>7.1f} {mb / os_:>9.1f} {orss:>6.0f}MB {os_ / ps:>10.2f}"
+        )
+    print("\nRSS is the peak resident set of each run's own process (wait4 ru_maxrss).")
+
+
+if __name__ == "__main__":
+    main()
