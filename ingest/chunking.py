@@ -8,12 +8,19 @@
 
 Targets are bytes per (uncompressed) chunk, 1-4 MB by default (Copernicus Marine and
 Pangeo guidance).
+
+The series copy is written from the map copy in *bands*: every series chunk of a range
+of latitude rows, across all longitudes, at most ``budget`` bytes. ``plan`` aligns the
+map copy's latitude chunking with those bands so that every map chunk is decoded once
+(a map chunk cut by a band edge would be decoded once per band it touches, and the cost
+of the series copy would then grow with the length of the series).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ingest.normalise import DEPTH, LAT, LON, TIME
 
@@ -68,3 +75,33 @@ def series_chunks(
             tile = out[LAT] * out[LON]
             out[series] = int(min(sizes[series], max(1, target // (itemsize * tile))))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Chunks of both copies of one variable, and the latitude rows per series band."""
+
+    map: Chunks
+    series: Chunks
+    band_rows: int
+
+
+def plan(
+    dims: Sequence[str], sizes: Mapping[str, int], itemsize: int, target: int, budget: int
+) -> Plan:
+    map_ = map_chunks(dims, sizes, itemsize, target)
+    series = series_chunks(dims, sizes, itemsize, target)
+    if LAT not in series:
+        return Plan(map_, series, 1)
+    ny, ty = sizes[LAT], series[LAT]
+    # Bytes of one latitude row of one band: all longitudes, one series chunk deep in
+    # every other dimension.
+    row = itemsize * math.prod(series[d] if d != LON else sizes[d] for d in dims if d != LAT)
+    band = min(ny, max(ty, budget // max(1, row) // ty * ty))
+    if band < ny and band % map_[LAT]:
+        # Several bands: map chunks of whole tile rows, as close to their planned height
+        # as the band allows, and bands of whole map chunks.
+        rows = ty * max(1, min(band // ty, round(map_[LAT] / ty)))
+        map_[LAT] = rows
+        band = rows * max(1, band // rows)
+    return Plan(map_, series, band)

@@ -109,3 +109,24 @@ def test_staging_is_removed_when_writing_fails(
         _run(fresh_env, load_spec(LEVITUS_SPEC))
     assert not any((fresh_env.store.root / ".staging").iterdir())
     assert not (fresh_env.store.root / "products").exists()
+
+
+def test_a_series_copy_that_reads_back_differently_is_refused(
+    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The series copy is read back band by band and compared with the map copy: a write
+    that stores other values (a codec or storage fault) fails the ingest."""
+    import zarr
+
+    real = zarr.Array.__setitem__
+
+    def corrupting(self: zarr.Array, selection: object, value: np.ndarray) -> None:
+        if str(self.store_path).endswith("series.zarr/TEMP"):
+            value = np.where(np.isnan(value), value, value + 0.5)
+        real(self, selection, value)
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", corrupting)
+    with pytest.raises(Exception, match="validation failed: TEMP differs between the two copies"):
+        _run(fresh_env, load_spec(LEVITUS_SPEC))
+    assert not any((fresh_env.store.root / ".staging").iterdir())
+    assert not (fresh_env.store.root / "products").exists()
