@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
-    app.state.store = DataStore(settings.data_path)
+    app.state.store = DataStore.from_settings(settings)
     errors.install(app)
     for router in (
         health.router,

@@ -49,6 +49,14 @@ def _select_longitude(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
     )
 
 
+def _time_slice(ds: xr.Dataset, start: datetime | None, end: datetime | None) -> slice:
+    """Bounds for ``.sel`` on the time axis. A non-standard calendar (a cftime axis) takes
+    ISO strings, which it reads in its own calendar; numpy time axes take datetimes."""
+    if ds[TIME].dtype.kind == "O":
+        return slice(*(None if t is None else t.isoformat() for t in (start, end)))
+    return slice(start, end)
+
+
 def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr.Dataset:
     """Return the lazily selected part of ``ds``; raise if it is empty or names nothing.
 
@@ -79,7 +87,7 @@ def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr
     if sel.time is not None:
         if TIME not in ds.dims:
             raise InvalidParameter("datetime", "this product has no time axis")
-        ds = ds.sel({TIME: slice(sel.time.start, sel.time.end)})
+        ds = ds.sel({TIME: _time_slice(ds, sel.time.start, sel.time.end)})
     if sel.depth is not None:
         if DEPTH not in ds.dims:
             raise InvalidParameter("depth", "this product has no depth axis")

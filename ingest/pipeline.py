@@ -26,7 +26,7 @@ import itertools
 import json
 import math
 import os
-import shutil
+import socket
 import sys
 import time
 import uuid
@@ -181,24 +181,25 @@ def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[
     return out, encoding
 
 
+def _run_name() -> str:
+    """Staging folder name of this run: host and pid tell a later run whether it is dead."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+
+
 def _sweep_staging(store: DataStore) -> None:
-    """Remove staging folders of ingests that are no longer running (killed runs)."""
-    root = store.root / ".staging"
-    if not root.exists():
-        return
-    for entry in root.iterdir():
-        pid_text = entry.name.split("-", 1)[0]
-        alive = False
-        if pid_text.isdigit():
-            try:
-                os.kill(int(pid_text), 0)
-                alive = True
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive:
-            shutil.rmtree(entry, ignore_errors=True)
+    """Remove staging folders of ingests on this host that are no longer running."""
+    host = socket.gethostname()
+    for run in store.staging_runs():
+        run_host, _, rest = run.rpartition("-")[0].rpartition("-")
+        pid_text = rest
+        if run_host != host or not pid_text.isdigit():
+            continue  # another machine's run: it sweeps its own
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            store.remove(store.location(".staging", run))
+        except PermissionError:
+            pass  # alive, another user's
 
 
 @contextlib.contextmanager
@@ -230,7 +231,12 @@ def _bands(shape: tuple[int, ...], dims: tuple[str, ...], plan: Plan) -> list[tu
 
 
 def _copy_band(
-    map_path: str, series_path: str, name: str, region: tuple[slice, ...], rows: tuple[int, int]
+    map_path: str,
+    series_path: str,
+    options: dict[str, Any],
+    name: str,
+    region: tuple[slice, ...],
+    rows: tuple[int, int],
 ) -> bytes:
     """Copy one band from the map copy to the series copy, read it back, compare, and
     return the SHA-256 of its values (a task: runs on a dask worker when there is one).
@@ -238,8 +244,8 @@ def _copy_band(
     time, so its memory stays small and each series chunk is decoded once."""
     import zarr
 
-    src = zarr.open_array(f"{map_path}/{name}", mode="r", zarr_format=3)
-    dst = zarr.open_array(f"{series_path}/{name}", mode="r+", zarr_format=3)
+    src = zarr.open_array(f"{map_path}/{name}", mode="r", zarr_format=3, **options)
+    dst = zarr.open_array(f"{series_path}/{name}", mode="r+", zarr_format=3, **options)
     block = np.ascontiguousarray(src[region])
     dst[region] = block
     axis, step = rows
@@ -260,8 +266,8 @@ def _copy_band(
 
 
 def _write_series(
-    map_path: Path,
-    series_path: Path,
+    store: DataStore,
+    staging: str,
     written: xr.Dataset,
     plans: dict[str, Plan],
     client: Any | None,
@@ -277,8 +283,15 @@ def _write_series(
     import dask
 
     template, encoding = _prepare(written, {n: p.series for n, p in plans.items()})
+    map_path, series_path = f"{staging}/map.zarr", f"{staging}/series.zarr"
     template.to_zarr(
-        series_path, mode="w-", zarr_format=3, consolidated=True, encoding=encoding, compute=False
+        series_path,
+        mode="w-",
+        zarr_format=3,
+        consolidated=True,
+        encoding=encoding,
+        compute=False,
+        **store.zarr_options,
     )
     tasks: dict[str, list[Any]] = {}
     for name, var in written.data_vars.items():
@@ -287,7 +300,7 @@ def _write_series(
         rows = (dims.index(LAT), plan.series[LAT]) if LAT in dims else (-1, 0)
         tasks[str(name)] = [
             dask.delayed(_copy_band, pure=False)(
-                str(map_path), str(series_path), str(name), region, rows
+                map_path, series_path, store.zarr_options, str(name), region, rows
             )
             for region in _bands(tuple(var.shape), dims, plan)
         ]
@@ -334,19 +347,18 @@ def _content_hash(ds: xr.Dataset, digests: dict[str, bytes]) -> str:
     return h.hexdigest()[:20]
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _open_copy(path: Path) -> xr.Dataset:
-    ds: xr.Dataset = xr.open_zarr(path, zarr_format=3, consolidated=True, chunks={})
+def _open_copy(store: DataStore, location: str) -> xr.Dataset:
+    ds: xr.Dataset = xr.open_zarr(
+        location, zarr_format=3, consolidated=True, chunks={}, **store.zarr_options
+    )
     return ds
 
 
 def _write_and_validate(
     ds: xr.Dataset,
     spec: ProductSpec,
-    staging: Path,
+    store: DataStore,
+    staging: str,
     say: Progress,
     show_bar: bool,
     client: Any | None,
@@ -356,13 +368,16 @@ def _write_and_validate(
     prepared, encoding = _prepare(ds, {n: p.map for n, p in plans.items()})
     with _compute_step("writing the map copy", say, show_bar):
         prepared.to_zarr(
-            staging / "map.zarr", mode="w-", zarr_format=3, consolidated=True, encoding=encoding
+            f"{staging}/map.zarr",
+            mode="w-",
+            zarr_format=3,
+            consolidated=True,
+            encoding=encoding,
+            **store.zarr_options,
         )
-    written = _open_copy(staging / "map.zarr")
+    written = _open_copy(store, f"{staging}/map.zarr")
     with _compute_step("writing the series copy and comparing it with the map copy", say, show_bar):
-        digests = _write_series(
-            staging / "map.zarr", staging / "series.zarr", written, plans, client
-        )
+        digests = _write_series(store, staging, written, plans, client)
     with _compute_step("validating: sampled slabs against the source", say, show_bar):
         problem = _sample_equal(written, ds)
     if problem is not None:
@@ -420,19 +435,19 @@ def _extent(ds: xr.Dataset) -> dict[str, Any]:
     return out
 
 
-def _copies_meta(final: Path) -> dict[str, Any]:
+def _copies_meta(store: DataStore, final: str) -> dict[str, Any]:
     """Each published copy's chunk grid, bytes and value count, read from the store itself
     (a version published by an earlier run keeps the chunks it was written with)."""
     out: dict[str, Any] = {}
     for copy in COPIES:
-        path = final / f"{copy}.zarr"
-        ds = _open_copy(path)
+        path = f"{final}/{copy}.zarr"
+        ds = _open_copy(store, path)
         out[copy] = {
             "chunks": {
                 str(n): dict(zip(map(str, v.dims), map(int, v.encoding["chunks"]), strict=True))
                 for n, v in ds.data_vars.items()
             },
-            "stored_bytes": _dir_size(path),
+            "stored_bytes": store.size(path),
             "value_count": int(sum(math.prod(v.shape) for v in ds.data_vars.values())),
         }
     return out
@@ -470,8 +485,7 @@ def ingest(
     sources = resolve_sources(spec, corpus_dir)
     paths = [p for p, _ in sources]
     _sweep_staging(store)
-    # The pid lets a later run tell a dead run's leftovers from a live run's work.
-    staging = store.staging_dir() / f"{os.getpid()}-{uuid.uuid4().hex}"
+    staging = store.staging(_run_name())
     try:
         parts = []
         reports = []
@@ -489,18 +503,13 @@ def ingest(
         if len(paths) > 1:
             report.add("*", f"{len(paths)} files concatenated along time")
         with _scheduler(scheduler) as client:
-            version_id = _write_and_validate(ds, spec, staging, say, show_bar, client)
-        final = store.version_dir(spec.id, version_id)
-        if final.exists():
+            version_id = _write_and_validate(ds, spec, store, staging, say, show_bar, client)
+        final = store.version_location(spec.id, version_id)
+        if store.is_published(final):
             say(f"version {version_id} is already published; recording it")
         else:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                staging.rename(final)
-            except OSError:
-                if not final.exists():
-                    raise
-        copies = _copies_meta(final)
+            store.publish(staging, final)
+        copies = _copies_meta(store, final)
     except OceanMartError:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
@@ -508,13 +517,13 @@ def ingest(
         where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
         raise SourceError(f"{where}: cannot read data ({exc.__class__.__name__}: {exc})") from None
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            store.remove(staging)
 
     value_count = int(sum(math.prod(v.shape) for v in ds.data_vars.values()))
     uncompressed = int(sum(math.prod(v.shape) * v.dtype.itemsize for v in ds.data_vars.values()))
-    stored = _dir_size(final)
-    store_path = str(final.relative_to(store.root))
+    stored = sum(copy["stored_bytes"] for copy in copies.values())
+    store_path = f"products/{spec.id}/{version_id}"
     bytes_read = sum(p.stat().st_size for p in paths)
     meta: dict[str, Any] = {
         "store_path": store_path,

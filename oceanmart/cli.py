@@ -284,7 +284,7 @@ def ingest(
     result = run(
         spec,
         sessions=_sessions(settings),
-        store=DataStore(settings.data_path),
+        store=DataStore.from_settings(settings),
         corpus_dir=settings.corpus_dir,
         progress=lambda msg: typer.echo(f"[ingest] {msg}", err=True),
         show_bar=sys.stderr.isatty(),
@@ -434,7 +434,7 @@ def demo(
     result = run(
         spec,
         sessions=sessions,
-        store=DataStore(settings.data_path),
+        store=DataStore.from_settings(settings),
         corpus_dir=settings.corpus_dir,
         progress=lambda msg: typer.echo(f"[demo] {msg}", err=True),
     )

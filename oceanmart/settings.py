@@ -40,7 +40,12 @@ class Settings(BaseSettings):
 
     var_dir: Path = Field(default=Path("var"), description="Folder of the embedded default.")
     database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in var/.")
-    data_url: str = Field(default="", description="Where Zarr products live; default var/data.")
+    data_url: str = Field(
+        default="", description="Where Zarr products live: a folder or an fsspec URL."
+    )
+    data_storage_options: SecretStr | None = Field(
+        default=None, description="JSON object of fsspec storage options (credentials)."
+    )
     corpus_dir: Path = Field(default=Path(".cache/corpus"), description="Corpus download cache.")
     chain_url: str | None = None
     stripe_api_key: SecretStr | None = None
@@ -76,13 +81,6 @@ class Settings(BaseSettings):
                         "secret or unset it (placeholders are accepted only by `oceanmart demo`)"
                     )
         return self
-
-    @property
-    def data_path(self) -> Path:
-        """Local folder of the data store (fsspec URLs arrive with the ingest issue)."""
-        if "://" in self.data_url and not self.data_url.startswith("file://"):
-            raise ValueError(f"only local data folders are supported yet, got {self.data_url!r}")
-        return Path(self.data_url.removeprefix("file://"))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -127,7 +127,9 @@ def _make_env(backend: str, tmp: Path, corpus: Path) -> tuple[Env, str | None]:
     )
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    return Env(backend, settings, make_sessionmaker(engine), DataStore(settings.data_path)), schema
+    return Env(
+        backend, settings, make_sessionmaker(engine), DataStore.from_settings(settings)
+    ), schema
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -202,3 +202,41 @@ def test_ingest_killed_at_any_moment_leaves_old_or_new_state(
     assert not any(staging.iterdir())
     with fresh_env.sessions() as s:
         assert s.scalars(select(ProductVersion.id)).all() == [version]
+
+
+@pytest.mark.parametrize("calendar", ["360_day", "365_day"])
+def test_non_standard_calendars_are_kept_and_selectable(
+    fresh_env: Env, tmp_path: Path, corpus_dir: Path, levitus_file: Path, calendar: str
+) -> None:
+    """The navy winds re-labelled by CDO with another calendar keep it through ingest, and
+    a time range selects what xarray selects on the source in that calendar."""
+    from catalog.selection import parse_datetime
+    from catalog.subset import Selection, apply, write_netcdf
+    from ingest.corpus import corpus_path
+
+    cdo = require_tool("cdo")
+    src = tmp_path / f"navy_{calendar}.nc"
+    navy = corpus_path("monthly_navy_winds.cdf", corpus_dir)
+    subprocess.run([cdo, "-s", f"setcalendar,{calendar}", str(navy), str(src)], check=True)
+    result = _run(fresh_env, _spec(f"navy-{calendar.replace('_', '')}", str(src)))
+    ds = fresh_env.store.open_version(result.store_path)
+    source = xr.open_dataset(src, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    # cftime names 365_day "noleap"
+    assert ds.time.dtype.kind == "O" and ds.time.dt.calendar == source.TIME.dt.calendar
+    assert ds.time.dt.calendar == {"365_day": "noleap"}.get(calendar, calendar)
+    np.testing.assert_array_equal(ds.time.values, source.TIME.values)
+
+    got = apply(ds, Selection(time=parse_datetime("1985-02-01/1985-06-30")))
+    want = source.sel(TIME=slice("1985-02-01", "1985-06-30"))
+    assert got.sizes["time"] == want.sizes["TIME"] == 5
+    np.testing.assert_array_equal(got.time.values, want.TIME.values)
+    first = want.UWND.isel(TIME=0)
+    first = first.assign_coords(FNOCX=(first.FNOCX + 180) % 360 - 180).sortby(["FNOCY", "FNOCX"])
+    np.testing.assert_array_equal(got.UWND.isel(time=0).values, first.values)
+    sel = Selection(time=parse_datetime("1985-02-01/1985-06-30"))
+    write_netcdf(got, tmp_path / "out.nc", product_id="p", version_id="v", selection=sel)
+    back = xr.open_dataset(
+        tmp_path / "out.nc", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)
+    )
+    assert back.time.dt.calendar == ds.time.dt.calendar
+    np.testing.assert_array_equal(back.time.values, want.TIME.values)

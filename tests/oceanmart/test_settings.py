@@ -18,7 +18,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_embedded_defaults_live_under_var() -> None:
     s = load_settings()
     assert s.database_url == "sqlite:///var/oceanmart.db"
-    assert s.data_path == Path("var/data")
+    assert s.data_url == "var/data"
     assert s.chain_url is None and s.stripe_api_key is None
 
 
