@@ -18,13 +18,13 @@ from fastapi.security import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.products import ProductInfo, get_product
+from catalog.products import ANONYMOUS, OPERATOR, ProductInfo, Viewer, get_product
 from catalog.store import DataStore
 from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey
 from oceanmart.settings import Settings
-from pricing.entitlements import EntitlementInfo, check_access
+from pricing.entitlements import EntitlementInfo, check_access, entitled_products
 
 
 class _Basic(HTTPBasic):
@@ -65,7 +65,7 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
 
 
-def _principal(
+def _maybe_principal(
     request: Request,
     settings: SettingsDep,
     sessions: SessionsDep,
@@ -73,7 +73,8 @@ def _principal(
     header_key: Annotated[str | None, Security(_header)],
     basic: Annotated[HTTPBasicCredentials | None, Security(_basic)],
     query_key: Annotated[str | None, Security(_query)],
-) -> Principal:
+) -> Principal | None:
+    """The caller, or None when no key was sent (a bad key is still an error)."""
     raw = (
         (bearer.credentials if bearer else None)
         or header_key
@@ -81,10 +82,7 @@ def _principal(
         or query_key
     )
     if not raw:
-        raise AuthenticationRequired(
-            "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
-            "the HTTP Basic password, or `?api_key=<key>`"
-        )
+        return None
     with transaction(sessions) as session:
         principal = authenticate(
             session,
@@ -95,6 +93,18 @@ def _principal(
     request.state.key_id = principal.key_id
     request.state.account = principal.account_name
     structlog.contextvars.bind_contextvars(key_id=principal.key_id)
+    return principal
+
+
+MaybePrincipalDep = Annotated[Principal | None, Depends(_maybe_principal)]
+
+
+def _principal(principal: MaybePrincipalDep) -> Principal:
+    if principal is None:
+        raise AuthenticationRequired(
+            "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
+            "the HTTP Basic password, or `?api_key=<key>`"
+        )
     return principal
 
 
@@ -117,12 +127,26 @@ Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
 
 
+def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
+    """What the caller may see of the catalog (anonymous callers: public and listed)."""
+    if principal is None:
+        return ANONYMOUS
+    if principal.has(Scope.ADMIN):
+        return OPERATOR
+    with sessions() as session:
+        return Viewer(private=entitled_products(session, principal.account_id))
+
+
+ViewerDep = Annotated[Viewer, Depends(_viewer)]
+
+
 def _product(
     product_id: Annotated[str, Path(description="Product id", max_length=64)],
     sessions: SessionsDep,
+    viewer: ViewerDep,
 ) -> ProductInfo:
     with sessions() as session:
-        return get_product(session, product_id)
+        return get_product(session, product_id, viewer)
 
 
 ProductDep = Annotated[ProductInfo, Depends(_product)]
@@ -132,7 +156,7 @@ class Entitled:
     """What the data gate hands a data route: who, which product, under which entitlement."""
 
     def __init__(
-        self, principal: Principal, product: ProductInfo, entitlement: EntitlementInfo
+        self, principal: Principal, product: ProductInfo, entitlement: EntitlementInfo | None
     ) -> None:
         self.principal = principal
         self.product = product
@@ -140,10 +164,13 @@ class Entitled:
 
 
 def data_gate(principal: DataReader, product: ProductDep, sessions: SessionsDep) -> Entitled:
-    """THE gate of every data route: key, `data:read` scope and an entitlement to the product.
+    """THE gate of every data route: key, `data:read` scope and an entitlement to the
+    product (a public product needs none: the key and scope are enough).
 
     ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
     """
+    if product.visibility == "public":
+        return Entitled(principal, product, None)
     with sessions() as session:
         entitlement = check_access(session, principal, product.id)
     return Entitled(principal, product, entitlement)

@@ -119,3 +119,34 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    product: str = Field(max_length=64, examples=["levitus-climatology"])
+    selection: dict[str, Any] = Field(
+        default_factory=dict,
+        description="bbox | polygon | sea_area | point | points | route; datetime | times; "
+        "depth; variables; method; stride (see the README)",
+        examples=[{"bbox": [-10, -20, 10, 20], "depth": [0, 100], "variables": ["TEMP"]}],
+    )
+
+
+class CopyCostOut(BaseModel):
+    chunks: int
+    bytes: int
+
+
+class PlanOut(BaseModel):
+    product: str
+    version: str
+    subset_id: str = Field(description="Deterministic id of this selection of this version")
+    selection: dict[str, Any] = Field(description="The selection in canonical form")
+    copy_: str = Field(alias="copy", description="The copy the read will use: map or series")
+    cells: int = Field(description="Output values, all variables")
+    bytes: int = Field(description="Output bytes (values only, uncompressed)")
+    chunks: int = Field(description="Chunks touched in the chosen copy")
+    bytes_to_read: int = Field(description="Decoded bytes of those chunks")
+    copies: dict[str, CopyCostOut]
+    variables: list[str]
+    shape: dict[str, int]

@@ -33,6 +33,7 @@ class VersionInfo:
     stored_bytes: int
     value_count: int
     variables: tuple[VariableInfo, ...]
+    chunks: dict[str, Any]  # per copy: chunk grid of each variable, stored bytes, values
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ def _version(session: Session, version_id: str | None) -> VersionInfo | None:
             VariableInfo(x.name, x.standard_name, x.units, x.long_name, tuple(x.dims), x.dtype)
             for x in variables
         ),
+        chunks=dict(v.chunks),
     )
 
 
@@ -92,16 +94,33 @@ def _info(session: Session, p: Product) -> ProductInfo:
     )
 
 
-def list_products(session: Session) -> list[ProductInfo]:
-    """Published products (those with a current version), ordered by id."""
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking at the catalog. Everyone sees public and listed products; a private
+    product is seen by operators and by the accounts entitled to it (``private``)."""
+
+    admin: bool = False
+    private: frozenset[str] = frozenset()
+
+    def sees(self, product_id: str, visibility: str) -> bool:
+        return visibility != "private" or self.admin or product_id in self.private
+
+
+ANONYMOUS = Viewer()
+OPERATOR = Viewer(admin=True)
+
+
+def list_products(session: Session, viewer: Viewer = OPERATOR) -> list[ProductInfo]:
+    """Published products (those with a current version) ``viewer`` may see, by id."""
     rows = session.scalars(
         select(Product).where(Product.current_version_id.is_not(None)).order_by(Product.id)
     )
-    return [_info(session, p) for p in rows]
+    return [_info(session, p) for p in rows if viewer.sees(p.id, p.visibility)]
 
 
-def get_product(session: Session, product_id: str) -> ProductInfo:
+def get_product(session: Session, product_id: str, viewer: Viewer = OPERATOR) -> ProductInfo:
+    """A published product; one ``viewer`` may not see is as missing as an unknown one."""
     p = session.get(Product, product_id)
-    if p is None or p.current_version_id is None:
+    if p is None or p.current_version_id is None or not viewer.sees(p.id, p.visibility):
         raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
     return _info(session, p)

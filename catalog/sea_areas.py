@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Float, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from oceanmart.db import Base, UTCDateTime, utcnow
-from oceanmart.errors import InvalidInput, NotFound
+from oceanmart.errors import InvalidInput, InvalidParameter, NotFound
 
 KINDS = ("sea-area", "island", "country", "land")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -144,6 +144,15 @@ def get_area(session: Session, area_id: str) -> SeaAreaInfo:
     if row is None:
         raise NotFound(f"no sea area {area_id!r}", extensions={"sea_area": area_id})
     return _info(row)
+
+
+def resolve_area(session: Session, area_id: str) -> SeaAreaInfo:
+    """The sea area a selection names; an unknown id is a bad selection (400), not a
+    missing resource."""
+    try:
+        return get_area(session, area_id)
+    except NotFound:
+        raise InvalidParameter("sea_area", f"no sea area {area_id!r} (see /v1/sea-areas)") from None
 
 
 @functools.lru_cache(maxsize=128)

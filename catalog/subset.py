@@ -7,8 +7,7 @@ metadata alone.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,19 +15,15 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from catalog.planner import Plan, plan, point_dims, point_indices, time_indices
+from catalog.products import ProductInfo
 from catalog.sea_areas import SeaAreaInfo, rasterise
-from catalog.selection import Selection, parse_bbox
+from catalog.selection import Selection, parse_bbox, polygon_bbox
 from catalog.store import DataStore
 from oceanmart.errors import EmptySelection, InvalidParameter, RequestTooLarge
 
 LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
 IN_MEMORY_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Estimate:
-    cells: int
-    bytes: int
 
 
 def _select_longitude(ds: xr.Dataset, west: float, east: float) -> xr.Dataset:
@@ -57,12 +52,48 @@ def _time_slice(ds: xr.Dataset, start: datetime | None, end: datetime | None) ->
     return slice(start, end)
 
 
+def _polygon_area(wkt: str) -> SeaAreaInfo:
+    """A drawn polygon, masked exactly as a stored sea area is."""
+    import shapely
+    from shapely.geometry import mapping
+
+    geom = shapely.from_wkt(wkt)
+    b = polygon_bbox(wkt)
+    return SeaAreaInfo(
+        "polygon", "polygon", "", "sea-area", "selection", (b.west, b.south, b.east, b.north),
+        0.0, dict(mapping(geom)),
+    )  # fmt: skip
+
+
+def _apply_points(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
+    """Points (and routes, which also fix a time per point) along a new ``point`` axis:
+    the nearest cell, or bilinear interpolation between the four around each point."""
+    positions = sel.points or tuple((x, y) for x, y, _ in sel.route or ())
+    idx = point_indices(ds, sel)
+    lon = xr.DataArray([p[0] for p in positions], dims="point")
+    lat = xr.DataArray([p[1] for p in positions], dims="point")
+    if sel.method == "linear":
+        out = ds.interp({LAT: lat, LON: lon}, method="linear")
+        if sel.route is not None:
+            out = out.isel({TIME: xr.DataArray(idx[:, 2], dims="point")})
+    else:
+        out = ds.isel(
+            {d: xr.DataArray(idx[:, k], dims="point") for k, d in enumerate(point_dims(sel))}
+        )
+    return out.assign_coords(
+        point=np.arange(len(positions)), requested_longitude=lon, requested_latitude=lat
+    )
+
+
 def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr.Dataset:
     """Return the lazily selected part of ``ds``; raise if it is empty or names nothing.
 
-    With a sea ``area`` (the resolved ``sel.sea_area``), the cut is the area's bounding box
-    (or the given bbox) and cells whose centre lies outside the polygon become NaN.
+    With a sea ``area`` (the resolved ``sel.sea_area``) or a polygon, the cut is its
+    bounding box (or the given bbox) and cells whose centre lies outside become NaN.
+    The planner (``catalog.planner``) counts exactly these cells before any data is read.
     """
+    if sel.polygon is not None:
+        area = _polygon_area(sel.polygon)
     if area is not None and sel.bbox is None:
         w, s, e, n = area.bbox
         sel = replace(sel, bbox=parse_bbox(f"{w},{s},{e},{n}"))
@@ -88,10 +119,19 @@ def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr
         if TIME not in ds.dims:
             raise InvalidParameter("datetime", "this product has no time axis")
         ds = ds.sel({TIME: _time_slice(ds, sel.time.start, sel.time.end)})
+    if sel.times is not None:
+        if TIME not in ds.dims:
+            raise InvalidParameter("times", "this product has no time axis")
+        ds = ds.isel({TIME: time_indices(ds, sel.times)})
     if sel.depth is not None:
         if DEPTH not in ds.dims:
             raise InvalidParameter("depth", "this product has no depth axis")
         ds = ds.sel({DEPTH: slice(*sel.depth)})
+    if sel.points is not None or sel.route is not None:
+        ds = _apply_points(ds, sel)
+    space, every = sel.stride
+    steps = {LAT: space, LON: space, TIME: every}
+    ds = ds.isel({d: slice(None, None, n) for d, n in steps.items() if n > 1 and d in ds.dims})
     empty = [str(d) for d, n in ds.sizes.items() if n == 0]
     if empty:
         raise EmptySelection(
@@ -112,40 +152,35 @@ def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr
     return ds
 
 
-def estimate(ds: xr.Dataset) -> Estimate:
-    """Output cells and uncompressed bytes of the data variables, from metadata only."""
-    cells = sum(math.prod(v.shape) for v in ds.data_vars.values())
-    nbytes = sum(math.prod(v.shape) * v.dtype.itemsize for v in ds.data_vars.values())
-    return Estimate(cells=int(cells), bytes=int(nbytes))
-
-
-def check_limit(est: Estimate, limit_bytes: int) -> None:
-    if est.bytes > limit_bytes:
+def check_limit(p: Plan, limit_bytes: int) -> None:
+    if p.bytes > limit_bytes:
         raise RequestTooLarge(
-            f"the selection is {est.bytes} bytes; the per-request limit is {limit_bytes}",
-            extensions={"cells": est.cells, "bytes": est.bytes, "limit_bytes": limit_bytes},
+            f"the selection is {p.bytes} bytes; the per-request limit is {limit_bytes}",
+            extensions={"cells": p.cells, "bytes": p.bytes, "limit_bytes": limit_bytes},
         )
 
 
 def cut(
     store: DataStore,
-    store_path: str,
+    product: ProductInfo,
     sel: Selection,
     limit_bytes: int,
     area: SeaAreaInfo | None = None,
-) -> tuple[xr.Dataset, Estimate]:
-    """Select, check the size limit from metadata, and prepare the data for writing.
+) -> tuple[xr.Dataset, Plan]:
+    """Plan, check the size limit, and prepare the data for writing from the planned copy.
 
     A selection up to IN_MEMORY_BYTES is read straight from zarr into memory: for small
     cuts dask's graph and its locked chunk-by-chunk NetCDF writes cost ~3x the read. A
     larger one stays a dask graph and is written chunk by chunk, so memory stays bounded.
     """
-    selected = apply(store.open_version(store_path, dask=False), sel, area)
-    est = estimate(selected)
-    check_limit(est, limit_bytes)
-    if est.bytes <= IN_MEMORY_BYTES:
-        return selected.load(), est
-    return apply(store.open_version(store_path, dask=True), sel, area), est
+    version = product.version
+    assert version is not None
+    p = plan(product, store.open_version(version.store_path, dask=False), sel, area)
+    check_limit(p, limit_bytes)
+    small = p.bytes <= IN_MEMORY_BYTES
+    ds = store.open_version(version.store_path, p.copy, dask=not small)
+    selected = apply(ds, sel, area)
+    return (selected.load() if small else selected), p
 
 
 def write_netcdf(

@@ -102,6 +102,19 @@ def list_entitlements(session: Session, account_name: str | None = None) -> list
     return [_info(e, n) for e, n in session.execute(stmt.order_by(Entitlement.id))]
 
 
+def entitled_products(
+    session: Session, account_id: int, *, now: datetime | None = None
+) -> frozenset[str]:
+    """Ids of the products ``account_id`` holds a live entitlement for."""
+    now = now or utcnow()
+    rows = session.scalars(
+        select(Entitlement).where(
+            Entitlement.account_id == account_id, Entitlement.revoked_at.is_(None)
+        )
+    )
+    return frozenset(r.product_id for r in rows if r.expires_at is None or r.expires_at > now)
+
+
 def check_access(
     session: Session, principal: Principal, product_id: str, *, now: datetime | None = None
 ) -> EntitlementInfo:

@@ -11,21 +11,29 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.deps import CatalogReader, EntitledDep, ProductDep, SessionsDep, SettingsDep, StoreDep
+from api.deps import (
+    CatalogReader,
+    EntitledDep,
+    ProductDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+    ViewerDep,
+)
 from api.schemas import ProductList, ProductOut
 from catalog import subset as engine
 from catalog.products import list_products
-from catalog.sea_areas import get_area
+from catalog.sea_areas import resolve_area
 from catalog.selection import parse_selection
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
 
 @router.get("", response_model=ProductList)
-def products(_: CatalogReader, sessions: SessionsDep) -> ProductList:
-    """Every published product with its current version and variables."""
+def products(_: CatalogReader, sessions: SessionsDep, viewer: ViewerDep) -> ProductList:
+    """Every published product the caller may see, with its current version and variables."""
     with sessions() as session:
-        items = list_products(session)
+        items = list_products(session, viewer)
     return ProductList(products=[ProductOut.model_validate(p) for p in items])
 
 
@@ -82,8 +90,8 @@ def subset(
     area = None
     if selection.sea_area is not None:
         with sessions() as session:
-            area = get_area(session, selection.sea_area)
-    selected, _ = engine.cut(store, version.store_path, selection, settings.max_request_bytes, area)
+            area = resolve_area(session, selection.sea_area)
+    selected, _ = engine.cut(store, gate.product, selection, settings.max_request_bytes, area)
     fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
     os.close(fd)
     tmp = Path(name)

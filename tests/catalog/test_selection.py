@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalog.selection import BBox, parse_bbox, parse_range, parse_selection, parse_variables
+from catalog.selection import (
+    BBox,
+    canonical,
+    parse_bbox,
+    parse_range,
+    parse_selection,
+    parse_variables,
+    selection_from_json,
+    subset_id,
+)
 from oceanmart.errors import InvalidParameter
 
 lons = st.floats(-180, 180, allow_nan=False)
@@ -76,3 +86,100 @@ def test_ranges_and_variables() -> None:
         parse_variables(" , ")
     sel = parse_selection(bbox="-10,-20,10,20", depth="0,100", variables="TEMP")
     assert sel.bbox == BBox(-10, -20, 10, 20) and sel.depth == (0, 100)
+
+
+# --- canonical form and subset ids -------------------------------------------------------
+
+
+def _sid(doc: dict[str, object]) -> str:
+    return subset_id("p", "v", selection_from_json(doc))
+
+
+@st.composite
+def written_twice(draw: st.DrawFn) -> tuple[dict[str, object], dict[str, object]]:
+    """One selection written two different but equivalent ways."""
+    w = draw(st.integers(-179, 170))
+    e = draw(st.integers(w + 1, 179))
+    s = draw(st.integers(-89, 0))
+    n = draw(st.integers(s + 1, 89))
+    names = draw(st.lists(st.sampled_from(["TEMP", "SALT", "UWND"]), min_size=1, unique=True))
+    day = draw(st.dates(min_value=date(1982, 1, 1), max_value=date(1992, 12, 31)))
+    a: dict[str, object] = {
+        "bbox": [w, s, e, n],
+        "variables": names,
+        "datetime": f"{day.isoformat()}T00:00:00Z/..",
+        "depth": [0, 100],
+    }
+    b: dict[str, object] = {
+        "bbox": f"{w + 360 if w < 0 else w}.0,{s},{e}.000,{n}",
+        "variables": ",".join(reversed(names + names[:1])),
+        "datetime": f"{day.isoformat()}T08:00:00+08:00/..",
+        "depth": "0.0,100",
+    }
+    ring = [[w, s], [e, s], [e, n], [w, n]]
+    k = draw(st.integers(0, 3))
+    rotated = ring[k:] + ring[:k]
+    if draw(st.booleans()):
+        rotated = rotated[::-1]
+    wkt = ", ".join(f"{x} {y}" for x, y in [*ring, ring[0]])
+    if draw(st.booleans()):
+        a = {key: v for key, v in a.items() if key != "bbox"} | {"polygon": f"POLYGON(({wkt}))"}
+        b = {key: v for key, v in b.items() if key != "bbox"} | {
+            "polygon": {"type": "Polygon", "coordinates": [[*rotated, rotated[0]]]}
+        }
+    return a, b
+
+
+@given(written_twice())
+def test_equivalent_selections_get_the_same_subset_id(pair: tuple[dict, dict]) -> None:  # type: ignore[type-arg]
+    a, b = pair
+    assert canonical(selection_from_json(a)) == canonical(selection_from_json(b))
+    assert _sid(a) == _sid(b)
+
+
+@given(written_twice(), st.sampled_from(["bbox", "variables", "datetime", "depth", "stride"]))
+def test_different_selections_get_different_ids(pair: tuple[dict, dict], change: str) -> None:  # type: ignore[type-arg]
+    a, _ = pair
+    other = dict(a)
+    if change == "bbox" and "bbox" in a:
+        w, s, e, n = a["bbox"]  # type: ignore[misc]
+        other["bbox"] = [w, s, e, n - 0.5]
+    elif change == "variables":
+        other["variables"] = [*a["variables"], "VWND"]  # type: ignore[misc]
+    elif change == "datetime":
+        other["datetime"] = "1970-01-01/.."
+    elif change == "depth":
+        other["depth"] = [0, 100.5]
+    else:
+        other["stride"] = 2
+    if other == a:
+        return
+    assert _sid(a) != _sid(other)
+    assert subset_id("p", "v", selection_from_json(a)) != subset_id(
+        "p", "v2", selection_from_json(a)
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ({"polygon": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1]]]}}, "polygon"),
+        ({"polygon": "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))"}, "polygon"),  # a bow tie
+        ({"polygon": "POLYGON((0 0, 1 0, 1 1))"}, "polygon"),
+        ({"datetime": "1990-01-01/1980-01-01"}, "datetime"),
+        ({"stride": 0}, "stride"),
+        ({"stride": {"space": 1, "time": -2}}, "stride"),
+        ({"bbox": [0, 10, 5, 0]}, "bbox"),
+        ({"points": []}, "points"),
+        ({"point": [10, 95]}, "point"),
+        ({"route": [{"lon": 1, "lat": 2}]}, "route"),
+        ({"method": "cubic", "point": [1, 2]}, "method"),
+        ({"bbox": [0, 0, 1, 1], "polygon": "POLYGON((0 0, 1 0, 1 1, 0 0))"}, "polygon"),
+        ({"colour": "blue"}, "colour"),
+        ({"variables": []}, "variables"),
+    ],
+)
+def test_bad_selections_name_their_field(doc: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidParameter) as err:
+        selection_from_json(doc)
+    assert err.value.parameter == field

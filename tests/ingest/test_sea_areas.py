@@ -156,4 +156,6 @@ def test_subset_by_named_sea_area_over_http(server: Server, levitus: str) -> Non
         )
         assert r.status_code == 200, r.text
         r = c.get("/v1/products/levitus-climatology/subset", params={"sea_area": "nowhere"})
-        assert r.status_code == 404 and r.json()["sea_area"] == "nowhere"
+        # an unknown area is a bad selection, named like any other bad parameter
+        assert r.status_code == 400 and r.json()["parameter"] == "sea_area"
+        assert "nowhere" in r.json()["detail"]

@@ -1,0 +1,275 @@
+"""Plan a selection before reading anything: which copy, which chunks, how many cells
+and bytes. Pricing, the size limit and the subset engine all use the same plan.
+
+Inputs are metadata only: the version's coordinates (small arrays, read once and cached
+by the DataStore) and the chunk grids recorded in the catalog at ingest. Indices are
+found with the pandas indexes xarray itself uses for ``.sel``, so the planned cells are
+exactly the cells the subset engine cuts.
+
+Copy choice: the map copy unless the series copy reads fewer than half as many bytes
+(the bias of Copernicus Marine's toolbox, which prefers the map-chunked "geoChunked"
+store unless the time-series store touches far fewer chunks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from catalog.products import ProductInfo
+from catalog.sea_areas import SeaAreaInfo
+from catalog.selection import Selection, canonical, parse_bbox, polygon_bbox, subset_id
+from oceanmart.errors import EmptySelection, InvalidParameter
+
+LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
+COPIES = ("map", "series")
+
+
+@dataclass(frozen=True, slots=True)
+class CopyCost:
+    chunks: int
+    bytes: int  # decoded bytes of every chunk touched
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    product_id: str
+    version_id: str
+    subset_id: str
+    selection: dict[str, object]
+    copy: str
+    cells: int  # output values, all variables
+    bytes: int  # output bytes (values only)
+    chunks: int  # chunks touched in the chosen copy
+    bytes_to_read: int  # decoded bytes of those chunks
+    copies: dict[str, CopyCost]
+    variables: tuple[str, ...]
+    shape: dict[str, int] = field(default_factory=dict)  # output size of each dimension
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "product": self.product_id,
+            "version": self.version_id,
+            "subset_id": self.subset_id,
+            "selection": self.selection,
+            "copy": self.copy,
+            "cells": self.cells,
+            "bytes": self.bytes,
+            "chunks": self.chunks,
+            "bytes_to_read": self.bytes_to_read,
+            "copies": {k: {"chunks": v.chunks, "bytes": v.bytes} for k, v in self.copies.items()},
+            "variables": list(self.variables),
+            "shape": self.shape,
+        }
+
+
+def _slice_indices(index: Any, lo: object, hi: object) -> np.ndarray:
+    out: np.ndarray = np.arange(len(index))[index.slice_indexer(lo, hi)]
+    return out
+
+
+def _time_bound(ds: xr.Dataset, t: Any) -> Any:
+    # A cftime axis (non-standard calendar) takes ISO text, read in its own calendar.
+    return None if t is None else t.isoformat() if ds[TIME].dtype.kind == "O" else t
+
+
+def _nearest(index: Any, values: list[Any]) -> np.ndarray:
+    return np.asarray(index.get_indexer(values, method="nearest"), dtype=np.int64)
+
+
+def _nearest_lon(lon: np.ndarray, x: float) -> int:
+    """Nearest longitude, measured around the globe (179.9 is next to -179.9)."""
+    d = np.abs((lon - x + 180.0) % 360.0 - 180.0)
+    return int(np.argmin(d))
+
+
+def _bracket(values: np.ndarray, x: float) -> list[int]:
+    """Indices of the grid values around ``x`` (linear interpolation reads both)."""
+    i = int(np.clip(np.searchsorted(values, x), 1, len(values) - 1)) if len(values) > 1 else 0
+    return sorted({max(i - 1, 0), i})
+
+
+def time_indices(ds: xr.Dataset, times: tuple[Any, ...]) -> np.ndarray:
+    """The nearest time step of each instant, once each, ascending."""
+    wanted: list[Any] = list(times)
+    if ds[TIME].dtype.kind == "O":
+        import cftime
+
+        cal = ds[TIME].dt.calendar
+        wanted = [cftime.datetime(*t.timetuple()[:6], calendar=cal) for t in times]
+    return np.unique(_nearest(ds.indexes[TIME], wanted))
+
+
+def point_dims(sel: Selection) -> tuple[str, ...]:
+    return (LAT, LON, TIME) if sel.route is not None else (LAT, LON)
+
+
+def point_indices(ds: xr.Dataset, sel: Selection, *, touched: bool = False) -> np.ndarray:
+    """Rows of (lat, lon[, time]) indices, one per point: the nearest cell. With
+    ``touched`` and linear interpolation, the four cells around each point instead."""
+    name = "points" if sel.points is not None else "route"
+    if LAT not in ds.dims or LON not in ds.dims:
+        raise InvalidParameter(name, "this product has no horizontal grid")
+    lat, lon = ds[LAT].values, ds[LON].values
+    positions = [(p[0], p[1]) for p in (sel.points or sel.route or ())]
+    t_idx = None
+    if sel.route is not None:
+        if TIME not in ds.dims:
+            raise InvalidParameter("route", "this product has no time axis")
+        t_idx = _nearest(ds.indexes[TIME], [_time_bound(ds, p[2]) for p in sel.route])
+    rows: list[list[int]] = []
+    for k, (x, y) in enumerate(positions):
+        extra = [] if t_idx is None else [int(t_idx[k])]
+        if touched and sel.method == "linear":
+            rows.extend([i, j, *extra] for i in _bracket(lat, y) for j in _bracket(lon, x))
+        else:
+            rows.append([int(_nearest(ds.indexes[LAT], [y])[0]), _nearest_lon(lon, x), *extra])
+    out = np.asarray(rows, dtype=np.int64)
+    return np.unique(out, axis=0) if touched else out
+
+
+@dataclass
+class _Indexers:
+    """Per-dimension index arrays, plus optional point-wise (lat, lon[, time]) rows."""
+
+    orth: dict[str, np.ndarray]
+    points: np.ndarray | None = None  # rows of indices, one per point (output cells)
+    touched: np.ndarray | None = None  # rows of indices read (linear reads neighbours)
+    point_dims: tuple[str, ...] = ()
+
+
+def _spatial_box(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> dict[str, np.ndarray]:
+    box = sel.bbox
+    if box is None and sel.polygon is not None:
+        box = polygon_bbox(sel.polygon)
+    if box is None and area is not None:
+        w, s, e, n = area.bbox
+        box = parse_bbox(f"{w},{s},{e},{n}")
+    out: dict[str, np.ndarray] = {}
+    if box is None:
+        return out
+    if LAT not in ds.dims or LON not in ds.dims:
+        raise InvalidParameter("bbox", "this product has no horizontal grid")
+    out[LAT] = _slice_indices(ds.indexes[LAT], box.south, box.north)
+    lon = ds.indexes[LON]
+    if box.global_longitudes:
+        out[LON] = np.arange(len(lon))
+    elif box.west <= box.east:
+        out[LON] = _slice_indices(lon, box.west, box.east)
+    else:  # across the antimeridian: west..180 then -180..east, as the engine cuts it
+        out[LON] = np.concatenate(
+            [_slice_indices(lon, box.west, 180.0), _slice_indices(lon, -180.0, box.east)]
+        )
+    return out
+
+
+def _indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> _Indexers:
+    idx = _Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
+    idx.orth.update(_spatial_box(ds, sel, area))
+    if sel.time is not None or sel.times is not None:
+        if TIME not in ds.dims:
+            raise InvalidParameter(
+                "datetime" if sel.time else "times", "this product has no time axis"
+            )
+        if sel.time is not None:
+            lo, hi = (_time_bound(ds, t) for t in (sel.time.start, sel.time.end))
+            idx.orth[TIME] = _slice_indices(ds.indexes[TIME], lo, hi)
+        else:
+            assert sel.times is not None
+            idx.orth[TIME] = time_indices(ds, sel.times)
+    if sel.depth is not None:
+        if DEPTH not in ds.dims:
+            raise InvalidParameter("depth", "this product has no depth axis")
+        idx.orth[DEPTH] = _slice_indices(ds.indexes[DEPTH], *sel.depth)
+    if sel.points is not None or sel.route is not None:
+        idx.point_dims = point_dims(sel)
+        idx.points = point_indices(ds, sel)
+        idx.touched = point_indices(ds, sel, touched=True)
+        for d in idx.point_dims:
+            idx.orth.pop(d, None)
+    space, every = sel.stride
+    for d, step in ((LAT, space), (LON, space), (TIME, every)):
+        if step > 1 and d in idx.orth:
+            idx.orth[d] = idx.orth[d][::step]
+    empty = [d for d, a in idx.orth.items() if a.size == 0]
+    if empty:
+        raise EmptySelection(
+            f"no grid cell centre of {', '.join(empty)} lies inside the selection",
+            extensions={"empty_dimensions": empty},
+        )
+    return idx
+
+
+def _variable_cost(
+    dims: tuple[str, ...], idx: _Indexers, chunks: dict[str, int], itemsize: int
+) -> CopyCost:
+    count = 1
+    for d in dims:
+        if d in idx.orth:
+            count *= len(np.unique(idx.orth[d] // chunks[d]))
+    if idx.touched is not None and all(d in dims for d in idx.point_dims):
+        grid = np.asarray([chunks[d] for d in idx.point_dims])
+        count *= len(np.unique(idx.touched // grid, axis=0))
+    return CopyCost(count, count * itemsize * math.prod(chunks[d] for d in dims))
+
+
+def _cells(dims: tuple[str, ...], idx: _Indexers) -> int:
+    n = math.prod(len(idx.orth[d]) for d in dims if d in idx.orth)
+    if idx.points is not None and all(d in dims for d in idx.point_dims):
+        n *= len(idx.points)
+    return n
+
+
+def plan(
+    product: ProductInfo,
+    ds: xr.Dataset,
+    sel: Selection,
+    area: SeaAreaInfo | None = None,
+) -> Plan:
+    """Plan ``sel`` on the current version of ``product`` (``ds``: its map copy, lazy)."""
+    version = product.version
+    assert version is not None
+    names = tuple(sel.variables) if sel.variables is not None else tuple(map(str, ds.data_vars))
+    missing = [v for v in names if v not in ds.data_vars]
+    if missing:
+        known = ", ".join(map(str, ds.data_vars))
+        raise InvalidParameter(
+            "variables", f"unknown variable(s) {', '.join(missing)} (known: {known})"
+        )
+    idx = _indexers(ds, sel, area)
+    costs = {c: CopyCost(0, 0) for c in COPIES}
+    cells = out_bytes = 0
+    for name in names:
+        var = ds[name]
+        dims = tuple(map(str, var.dims))
+        n = _cells(dims, idx)
+        cells += n
+        out_bytes += n * var.dtype.itemsize
+        for copy in COPIES:
+            grid = version.chunks[copy]["chunks"][name]
+            c = _variable_cost(dims, idx, grid, var.dtype.itemsize)
+            costs[copy] = CopyCost(costs[copy].chunks + c.chunks, costs[copy].bytes + c.bytes)
+    choice = "series" if 2 * costs["series"].bytes < costs["map"].bytes else "map"
+    used = {str(d) for name in names for d in ds[name].dims}
+    shape = {d: len(a) for d, a in idx.orth.items() if d in used}
+    if idx.points is not None:
+        shape["points"] = len(idx.points)
+    canon = canonical(sel)
+    return Plan(
+        product_id=product.id,
+        version_id=version.id,
+        subset_id=subset_id(product.id, version.id, sel),
+        selection=canon,
+        copy=choice,
+        cells=cells,
+        bytes=out_bytes,
+        chunks=costs[choice].chunks,
+        bytes_to_read=costs[choice].bytes,
+        copies=costs,
+        variables=names,
+        shape=shape,
+    )
