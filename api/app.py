@@ -8,7 +8,7 @@ from fastapi import FastAPI
 import oceanmart
 from api import errors
 from api.middleware import AccessLog
-from api.routers import accounts, entitlements, health, plans, products, sea_areas
+from api.routers import accounts, entitlements, health, plans, products, sea_areas, stac
 from catalog.store import DataStore
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         entitlements.router,
         products.router,
         plans.router,
+        stac.router,
         sea_areas.router,
     ):
         app.include_router(router)

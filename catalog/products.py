@@ -124,3 +124,13 @@ def get_product(session: Session, product_id: str, viewer: Viewer = OPERATOR) ->
     if p is None or p.current_version_id is None or not viewer.sees(p.id, p.visibility):
         raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
     return _info(session, p)
+
+
+def list_versions(session: Session, product_id: str) -> list[VersionInfo]:
+    """Every published version of a product, newest first."""
+    ids = session.scalars(
+        select(ProductVersion.id)
+        .where(ProductVersion.product_id == product_id)
+        .order_by(ProductVersion.created_at.desc(), ProductVersion.id)
+    )
+    return [v for v in (_version(session, i) for i in ids) if v is not None]
