@@ -8,7 +8,16 @@ from fastapi import FastAPI
 import oceanmart
 from api import errors
 from api.middleware import AccessLog
-from api.routers import accounts, entitlements, health, plans, products, sea_areas, stac
+from api.routers import (
+    accounts,
+    components,
+    entitlements,
+    health,
+    plans,
+    products,
+    sea_areas,
+    stac,
+)
 from catalog.store import DataStore
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
@@ -42,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         products.router,
         plans.router,
         stac.router,
+        components.router,
         sea_areas.router,
     ):
         app.include_router(router)

@@ -121,6 +121,12 @@ class Health(BaseModel):
     database: str
 
 
+class ComponentCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(examples=["area-statistics"])
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
 class PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     product: str = Field(max_length=64, examples=["levitus-climatology"])
@@ -129,6 +135,9 @@ class PlanIn(BaseModel):
         description="bbox | polygon | sea_area | point | points | route; datetime | times; "
         "depth; variables; method; stride (see the README)",
         examples=[{"bbox": [-10, -20, 10, 20], "depth": [0, 100], "variables": ["TEMP"]}],
+    )
+    component: ComponentCall | None = Field(
+        default=None, description="a processing component to run on the selection"
     )
 
 
@@ -150,3 +159,18 @@ class PlanOut(BaseModel):
     copies: dict[str, CopyCostOut]
     variables: list[str]
     shape: dict[str, int]
+    component: dict[str, Any] | None = Field(
+        default=None, description="the component, its checked parameters and price hook"
+    )
+
+
+class SubsetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+    id: str
+    product_id: str
+    version_id: str
+    selection: dict[str, Any]
+    copy_: str = Field(alias="copy", validation_alias="copy")
+    cells: int
+    bytes: int
+    created_at: datetime

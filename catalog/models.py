@@ -56,3 +56,19 @@ class Variable(Base):
     long_name: Mapped[str] = mapped_column(String(200), default="")
     dims: Mapped[list[str]] = mapped_column(JSON)
     dtype: Mapped[str] = mapped_column(String(16))
+
+
+class Subset(Base):
+    """A planned selection of one product version; its id is a hash of the canonical
+    selection and the version (``catalog.selection.subset_id``), so it is recorded once."""
+
+    __tablename__ = "subsets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("product_versions.id"))
+    selection: Mapped[dict[str, Any]] = mapped_column(JSON)
+    copy: Mapped[str] = mapped_column(String(8))
+    cells: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

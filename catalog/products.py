@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.models import Product, ProductVersion, Variable
+from catalog.models import Product, ProductVersion, Subset, Variable
 from oceanmart.errors import NotFound
 
 
@@ -134,3 +134,43 @@ def list_versions(session: Session, product_id: str) -> list[VersionInfo]:
         .order_by(ProductVersion.created_at.desc(), ProductVersion.id)
     )
     return [v for v in (_version(session, i) for i in ids) if v is not None]
+
+
+def record_subset(session: Session, plan: Any) -> None:
+    """Record a planned subset once (its id is deterministic); ``plan``: a planner Plan."""
+    if session.get(Subset, plan.subset_id) is None:
+        session.add(
+            Subset(
+                id=plan.subset_id,
+                product_id=plan.product_id,
+                version_id=plan.version_id,
+                selection=plan.selection,
+                copy=plan.copy,
+                cells=plan.cells,
+                bytes=plan.bytes,
+            )
+        )
+        session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetInfo:
+    id: str
+    product_id: str
+    version_id: str
+    selection: dict[str, Any]
+    copy: str
+    cells: int
+    bytes: int
+    created_at: datetime
+
+
+def get_subset(session: Session, subset_id: str, viewer: Viewer = OPERATOR) -> SubsetInfo:
+    row = session.get(Subset, subset_id)
+    product = session.get(Product, row.product_id) if row is not None else None
+    if row is None or product is None or not viewer.sees(product.id, product.visibility):
+        raise NotFound(f"no subset {subset_id!r}", extensions={"subset": subset_id})
+    return SubsetInfo(
+        row.id, row.product_id, row.version_id, dict(row.selection), row.copy, row.cells,
+        row.bytes, row.created_at,
+    )  # fmt: skip

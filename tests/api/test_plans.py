@@ -48,6 +48,10 @@ def test_a_plan_names_copy_chunks_cells_and_bytes(server: Server, reader: str) -
             "selection": {"bbox": "350,-20,10.0,20", "depth": "0,100", "variables": "TEMP"},
         }
         assert c.post("/v1/plans", json=same).json()["subset_id"] == p["subset_id"]
+        saved = c.get(f"/v1/plans/{p['subset_id']}").json()
+        assert saved["selection"] == p["selection"] and saved["version_id"] == p["version"]
+        assert saved["cells"] == p["cells"] and saved["copy"] == p["copy"]
+        assert c.get("/v1/plans/sub_000000000000000000000000").status_code == 404
         series = c.post(
             "/v1/plans", json={"product": "navy-winds-monthly", "selection": {"point": [140, 20]}}
         ).json()
@@ -110,3 +114,41 @@ def test_a_private_product_is_seen_only_by_entitled_accounts(server: Server, rea
             assert c.get("/v1/products/private-levitus").status_code == (200 if sees else 404)
             assert c.post("/v1/plans", json=plan).status_code == (200 if sees else 404)
             assert "levitus-climatology" in listed
+
+
+def test_components_are_listed_with_typed_parameters(server: Server, reader: str) -> None:
+    with server.client() as c:
+        listed = c.get("/v1/components").json()["components"]
+        ids = {x["id"] for x in listed}
+        assert ids >= {"point-series", "area-statistics", "route-sampling", "regrid"}
+        for x in listed:
+            assert x["title_zh"] and x["outputs"] and x["price"]["basis"] in ("cells", "points")
+            assert x["parameters"]["type"] == "object" and x["parameters"]["properties"]
+        assert c.get("/v1/components/regrid").json()["parameters"]["properties"]["resolution"]
+        assert c.get("/v1/components/nope").status_code == 404
+        links = c.get("/stac").json()["links"]
+        assert any(link["href"].endswith("/v1/components") for link in links)
+    call = {
+        "id": "area-statistics",
+        "parameters": {"variables": ["TEMP"], "area": {"sea_area": "x"}},
+    }
+    body = {
+        "product": "levitus-climatology",
+        "selection": {"variables": ["TEMP"]},
+        "component": call,
+    }
+    with server.client(reader) as c:
+        r = c.post("/v1/plans", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["component"]["price"] == {"basis": "cells", "factor": 1.5}
+        bad = dict(
+            body,
+            component={
+                "id": "regrid",
+                "parameters": {"variables": ["TEMP"], "area": {}, "resolution": 0},
+            },
+        )
+        r = c.post("/v1/plans", json=bad)
+        assert r.status_code == 400 and r.json()["parameter"] == "component.parameters.resolution"
+        r = c.post("/v1/plans", json=dict(body, component={"id": "teleport"}))
+        assert r.status_code == 400 and r.json()["parameter"] == "component"
