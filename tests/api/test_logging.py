@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+import time
 
 from oceanmart.logging import configure_logging, scrub
 from tests.conftest import Server
@@ -32,6 +33,12 @@ def test_request_logs_are_json_with_request_id_and_no_secrets(server: Server) ->
             r2 = c.get("/v1/me", headers={"Authorization": f"Basic {basic}"})
             r3 = c.get("/v1/me", headers={"X-API-Key": admin + "x"})  # invalid: logged?
             logging.getLogger("thirdparty").warning("oops %s", admin)  # a library misbehaving
+        # The server writes an access line after the response has gone out: wait for all
+        # three before the logging is switched back.
+        ids = [r.headers["x-request-id"] for r in (r1, r2, r3)]
+        deadline = time.monotonic() + 10
+        while not all(i in stream.getvalue() for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.02)
     finally:
         configure_logging("INFO", "json")
     assert r1.status_code == r2.status_code == 200 and r3.status_code == 401
