@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     chain_url: str | None = None
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    operator_key: SecretStr | None = Field(
+        default=None,
+        description="Hex secp256k1 private key of the operator: signs quotes (EIP-712), "
+        "ledger checkpoints and anchor transactions. Unset: a key kept in var/.",
+    )
+    ledger_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key that pseudonymises account ids in the ledger. Unset: kept in var/.",
+    )
     dask_scheduler: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -73,7 +82,12 @@ class Settings(BaseSettings):
             rest = self.database_url.split("://", 1)[1]
             object.__setattr__(self, "database_url", f"postgresql+psycopg://{rest}")
         if not self.demo:
-            for name in ("stripe_api_key", "stripe_webhook_secret"):
+            for name in (
+                "stripe_api_key",
+                "stripe_webhook_secret",
+                "operator_key",
+                "ledger_secret",
+            ):
                 secret: SecretStr | None = getattr(self, name)
                 if secret is not None and is_placeholder(secret.get_secret_value()):
                     raise ValueError(
