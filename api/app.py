@@ -17,8 +17,10 @@ from api.routers import (
     products,
     sea_areas,
     stac,
+    zarr,
 )
 from catalog.store import DataStore
+from catalog.zarr_http import ZarrStores
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = DataStore.from_settings(settings)
+    app.state.zarr = ZarrStores(app.state.store)
     errors.install(app)
     for router in (
         health.router,
@@ -53,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         stac.router,
         components.router,
         sea_areas.router,
+        zarr.router,
     ):
         app.include_router(router)
     app.add_middleware(AccessLog)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -18,13 +19,24 @@ from fastapi.security import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.products import ANONYMOUS, OPERATOR, ProductInfo, Viewer, get_product
+from catalog.products import (
+    ANONYMOUS,
+    OPERATOR,
+    ProductInfo,
+    SubsetInfo,
+    VersionInfo,
+    Viewer,
+    get_product,
+    get_subset,
+)
 from catalog.store import DataStore
+from catalog.zarr_http import ZarrStores
 from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey
 from oceanmart.settings import Settings
 from pricing.entitlements import EntitlementInfo, check_access, entitled_products
+from pricing.metering import AccessInfo, Delivery, record_access
 
 
 class _Basic(HTTPBasic):
@@ -60,7 +72,13 @@ def _store(request: Request) -> DataStore:
     return store
 
 
+def _zarr(request: Request) -> ZarrStores:
+    stores: ZarrStores = request.app.state.zarr
+    return stores
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
 
@@ -152,28 +170,59 @@ def _product(
 ProductDep = Annotated[ProductInfo, Depends(_product)]
 
 
+@dataclass(frozen=True, slots=True)
 class Entitled:
-    """What the data gate hands a data route: who, which product, under which entitlement."""
+    """What the data gate hands a data route: who, which product version (a saved
+    subset's own version for subset routes), under which entitlement; and the way to
+    record each delivery."""
 
-    def __init__(
-        self, principal: Principal, product: ProductInfo, entitlement: EntitlementInfo | None
-    ) -> None:
-        self.principal = principal
-        self.product = product
-        self.entitlement = entitlement
+    principal: Principal
+    product: ProductInfo
+    entitlement: EntitlementInfo | None
+    subset: SubsetInfo | None
+    sessions: sessionmaker[Session]
+
+    @property
+    def version(self) -> VersionInfo:
+        assert self.product.version is not None  # get_product returns published products
+        return self.product.version
+
+    def record(self, delivery: Delivery) -> AccessInfo:
+        """Meter one delivery (before its first byte is sent); its id goes in the
+        response's ``OceanMart-Access-Id`` header."""
+        with transaction(self.sessions) as session:
+            return record_access(
+                session,
+                account_id=self.principal.account_id,
+                key_id=self.principal.key_id,
+                entitlement_id=self.entitlement.id if self.entitlement else None,
+                delivery=delivery,
+            )
 
 
-def data_gate(principal: DataReader, product: ProductDep, sessions: SessionsDep) -> Entitled:
-    """THE gate of every data route: key, `data:read` scope and an entitlement to the
-    product (a public product needs none: the key and scope are enough).
+def data_gate(
+    request: Request, principal: DataReader, sessions: SessionsDep, viewer: ViewerDep
+) -> Entitled:
+    """THE gate of every data route: key, `data:read` scope and an entitlement covering
+    what the route serves: a product (path parameter ``product_id``; a public product
+    needs no entitlement) or a saved subset (``subset_id``).
 
     ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
     """
-    if product.visibility == "public":
-        return Entitled(principal, product, None)
+    params = request.path_params
     with sessions() as session:
-        entitlement = check_access(session, principal, product.id)
-    return Entitled(principal, product, entitlement)
+        if "subset_id" in params:
+            subset = get_subset(session, params["subset_id"], viewer)
+            product = get_product(session, subset.product_id, viewer, subset.version_id)
+        elif "product_id" in params:
+            subset = None
+            product = get_product(session, params["product_id"], viewer)
+        else:  # a setup mistake: caught by the gate test, never by a user
+            raise TypeError(f"data route {request.url.path} names neither product nor subset")
+        entitlement = (
+            None if product.visibility == "public" else check_access(session, principal, product.id)
+        )
+    return Entitled(principal, product, entitlement, subset, sessions)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]

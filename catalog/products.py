@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -118,12 +118,30 @@ def list_products(session: Session, viewer: Viewer = OPERATOR) -> list[ProductIn
     return [_info(session, p) for p in rows if viewer.sees(p.id, p.visibility)]
 
 
-def get_product(session: Session, product_id: str, viewer: Viewer = OPERATOR) -> ProductInfo:
-    """A published product; one ``viewer`` may not see is as missing as an unknown one."""
+def get_product(
+    session: Session,
+    product_id: str,
+    viewer: Viewer = OPERATOR,
+    version_id: str | None = None,
+) -> ProductInfo:
+    """A published product; one ``viewer`` may not see is as missing as an unknown one.
+
+    With ``version_id``, the product as of that (immutable) version instead of its
+    current one: what a saved subset or a pinned Zarr URL reads.
+    """
     p = session.get(Product, product_id)
     if p is None or p.current_version_id is None or not viewer.sees(p.id, p.visibility):
         raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
-    return _info(session, p)
+    info = _info(session, p)
+    if version_id is None or version_id == p.current_version_id:
+        return info
+    pinned = session.get(ProductVersion, version_id)
+    if pinned is None or pinned.product_id != p.id:
+        raise NotFound(
+            f"product {product_id!r} has no version {version_id!r}",
+            extensions={"product": product_id, "version": version_id},
+        )
+    return replace(info, version=_version(session, version_id))
 
 
 def list_versions(session: Session, product_id: str) -> list[VersionInfo]:

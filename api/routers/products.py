@@ -25,6 +25,7 @@ from catalog import subset as engine
 from catalog.products import list_products
 from catalog.sea_areas import resolve_area
 from catalog.selection import parse_selection
+from pricing.metering import Channel, Delivery
 
 router = APIRouter(prefix="/v1/products", tags=["products"])
 
@@ -91,7 +92,7 @@ def subset(
     if selection.sea_area is not None:
         with sessions() as session:
             area = resolve_area(session, selection.sea_area)
-    selected, _ = engine.cut(store, gate.product, selection, settings.max_request_bytes, area)
+    selected, planned = engine.cut(store, gate.product, selection, settings.max_request_bytes, area)
     fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
     os.close(fd)
     tmp = Path(name)
@@ -103,6 +104,16 @@ def subset(
             version_id=version.id,
             selection=selection,
         )
+        access = gate.record(
+            Delivery(
+                product_id=gate.product.id,
+                version_id=version.id,
+                channel=Channel.SUBSET,
+                selection_hash=planned.subset_id,
+                cells=planned.cells,
+                bytes=planned.bytes,
+            )
+        )
     except BaseException:
         tmp.unlink()
         raise
@@ -111,5 +122,5 @@ def subset(
         media_type="application/x-netcdf",
         filename=f"{gate.product.id}_{version.id}_subset.nc",
         background=BackgroundTask(tmp.unlink, missing_ok=True),
-        headers={"OceanMart-Product-Version": version.id},
+        headers={"OceanMart-Product-Version": version.id, "OceanMart-Access-Id": access.id},
     )

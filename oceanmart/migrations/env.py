@@ -8,7 +8,8 @@ from alembic import context
 import catalog.models
 import catalog.sea_areas  # noqa: F401
 import oceanmart.accounts  # noqa: F401
-import pricing.entitlements  # noqa: F401
+import pricing.entitlements
+import pricing.metering  # noqa: F401
 from oceanmart.db import Base
 
 metadata = Base.metadata

@@ -7,7 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import catalog.models  # noqa: F401
-import pricing.entitlements  # noqa: F401
+import pricing.entitlements
+import pricing.metering  # noqa: F401
 from oceanmart.accounts import ApiKey
 from oceanmart.db import Base, current_revision, head_revision, transaction
 from tests.conftest import ROOT, Env, unique

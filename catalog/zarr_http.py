@@ -1,0 +1,153 @@
+"""Zarr v3 stores as HTTP resources: resolve a request key to a stored object.
+
+The HTTP layer serves the stored bytes as they are (no decode, no re-encode), so a
+remote ``xr.open_zarr`` costs little more than a local one. Keys are checked against
+the store's own metadata: a metadata document (``zarr.json``, ``NAME/zarr.json``) or a
+chunk of a known array inside its chunk grid; anything else is not found. Every object
+of a published version is immutable, so its ETag is the version id and the key.
+
+Purchased subsets are materialised once as their own Zarr store
+(``<data>/subsets/<subset id>.zarr``), written to a staging name and renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import xarray as xr
+
+from catalog.products import ProductInfo, SubsetInfo
+from catalog.sea_areas import SeaAreaInfo
+from catalog.selection import selection_from_json
+from catalog.store import DataStore
+from oceanmart.errors import NotFound
+
+COPIES = ("map", "series")
+_NAME = r"[A-Za-z0-9_.\-]+"
+_METADATA = re.compile(rf"^(?:({_NAME})/)?zarr\.json$")
+_CHUNK = re.compile(rf"^({_NAME})/c((?:/\d+)+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object of a published Zarr store."""
+
+    location: str  # path (local store) or URL (object store)
+    kind: Literal["metadata", "chunk"]
+    cells: int  # values in the chunk (the chunk grid's shape), 0 for metadata
+    size: int  # stored bytes
+    etag: str  # strong, stable: the store is immutable
+
+    @property
+    def selection_hash(self) -> str:
+        """What was asked, as a stable hash (the ledger records it)."""
+        return hashlib.sha256(self.etag.encode()).hexdigest()
+
+
+class ZarrStores:
+    """Resolves keys of the Zarr stores in one data store (array metadata cached)."""
+
+    def __init__(self, store: DataStore) -> None:
+        self.store = store
+        self._chunks: dict[str, tuple[int, ...]] = {}
+        self._grids: dict[str, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def version_root(self, product: ProductInfo, copy: str) -> str:
+        if copy not in COPIES:
+            raise NotFound(f"no copy {copy!r} (copies: {', '.join(COPIES)})")
+        assert product.version is not None
+        return self.store.location(product.version.store_path, f"{copy}.zarr")
+
+    def subset_root(self, subset_id: str) -> str:
+        return self.store.location("subsets", f"{subset_id}.zarr")
+
+    def _array(self, root: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(chunk shape, chunk grid) of array ``name`` of the store at ``root``."""
+        where = f"{root}/{name}"
+        with self._lock:
+            if where in self._chunks:
+                return self._chunks[where], self._grids[where]
+        try:
+            meta = json.loads(self.store.fs.cat_file(f"{where}/zarr.json"))
+        except FileNotFoundError:
+            raise NotFound(f"no array {name!r} in this store") from None
+        if meta.get("node_type") != "array":
+            raise NotFound(f"{name!r} is not an array")
+        shape = tuple(int(n) for n in meta["shape"])
+        chunks = tuple(int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"])
+        grid = tuple(math.ceil(s / c) if c else 0 for s, c in zip(shape, chunks, strict=True))
+        with self._lock:
+            self._chunks[where], self._grids[where] = chunks, grid
+        return chunks, grid
+
+    def resolve(self, root: str, key: str, etag_base: str) -> StoredObject:
+        """The object at ``key`` of the store at ``root`` or NotFound (a missing chunk is
+        how Zarr says "all fill value", so clients expect the 404)."""
+        cells = 0
+        if (m := _METADATA.match(key)) is not None:
+            kind: Literal["metadata", "chunk"] = "metadata"
+        elif (m := _CHUNK.match(key)) is not None:
+            kind = "chunk"
+            chunks, grid = self._array(root, m.group(1))
+            index = tuple(int(i) for i in m.group(2).strip("/").split("/"))
+            if len(index) != len(grid) or any(i >= n for i, n in zip(index, grid, strict=True)):
+                raise NotFound(f"no chunk {key!r}")
+            cells = math.prod(chunks)
+        else:
+            raise NotFound(f"no Zarr object {key!r}")
+        location = f"{root}/{key}"
+        try:
+            size = int(self.store.fs.size(location))
+        except FileNotFoundError:
+            raise NotFound(f"no Zarr object {key!r}") from None
+        return StoredObject(location, kind, cells, size, f'"{etag_base}/{key}"')
+
+    def read(self, obj: StoredObject, start: int | None = None, end: int | None = None) -> bytes:
+        data: bytes = self.store.fs.cat_file(obj.location, start=start, end=end)
+        return data
+
+    def local_path(self, obj: StoredObject) -> str | None:
+        """The file behind ``obj`` on a local store (served with sendfile), else None."""
+        return obj.location if self.store.local else None
+
+    def materialise_subset(
+        self,
+        subset: SubsetInfo,
+        product: ProductInfo,
+        limit_bytes: int,
+        area: SeaAreaInfo | None = None,
+    ) -> str:
+        """The Zarr store of a saved subset, written once (atomic rename on a local
+        store; copy-then-marker on an object store, as versions are published)."""
+        from catalog.subset import cut
+
+        root = self.subset_root(subset.id)
+        if self.store.is_published(root):
+            return root
+        selection = selection_from_json(subset.selection)
+        selected, _ = cut(self.store, product, selection, limit_bytes, area)
+        staging = self.store.staging(f"subset-{subset.id[:16]}-{uuid.uuid4().hex[:8]}")
+        target = f"{staging}/data.zarr"
+        out: xr.Dataset = selected.copy()
+        for var in out.variables.values():
+            var.encoding = {}
+        out.attrs.update(
+            {
+                "oceanmart_product": product.id,
+                "oceanmart_version": subset.version_id,
+                "oceanmart_subset": subset.id,
+                "oceanmart_selection": json.dumps(subset.selection, sort_keys=True),
+            }
+        )
+        out.to_zarr(target, zarr_format=3, consolidated=True, mode="w", **self.store.zarr_options)
+        self.store.publish(target, root)
+        self.store.remove(staging)
+        return root

@@ -1,0 +1,111 @@
+"""Metering: one access record per delivery of data.
+
+Every data route (Zarr over HTTP, EDR, downloads, component runs, jobs) calls
+``record_access`` once per response, in one transaction, before the first byte is
+sent: the record carries what the plan says is delivered (cells, bytes), who received
+it, under which entitlement, and an access id that the response carries as its
+``OceanMart-Access-Id`` header. The ledger turns each record into a leaf; the pricing
+quota checks count the cells.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from oceanmart.db import Base, UTCDateTime, utcnow
+
+
+class Channel(StrEnum):
+    """Through which door the data left."""
+
+    SUBSET = "subset"  # /v1/products/{id}/subset
+    ZARR = "zarr"  # /zarr/...: metadata documents and stored chunks
+    EDR = "edr"
+    DOWNLOAD = "download"  # /v1/subsets/{id}/download
+    COMPONENT = "component"  # /v1/components/{id}/runs
+    JOB = "job"  # results of asynchronous jobs
+
+
+class AccessRecord(Base):
+    __tablename__ = "access_records"
+    __table_args__ = (Index("ix_access_records_account_created", "account_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    key_id: Mapped[str] = mapped_column(String(32))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    version_id: Mapped[str] = mapped_column(String(64))
+    subset_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entitlement_id: Mapped[int | None] = mapped_column(ForeignKey("entitlements.id"), nullable=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    selection_hash: Mapped[str] = mapped_column(String(64))
+    cells: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one response delivers, as planned before any data is read."""
+
+    product_id: str
+    version_id: str
+    channel: Channel
+    selection_hash: str  # subset id, chunk key or another stable hash of what was asked
+    cells: int
+    bytes: int
+    subset_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessInfo:
+    id: str
+    created_at: datetime
+    account_id: int
+    key_id: str
+    entitlement_id: int | None
+    delivery: Delivery
+
+
+def new_access_id() -> str:
+    """``acc_`` and 32 hex digits (128 random bits)."""
+    return "acc_" + secrets.token_hex(16)
+
+
+def record_access(
+    session: Session,
+    *,
+    account_id: int,
+    key_id: str,
+    entitlement_id: int | None,
+    delivery: Delivery,
+    now: datetime | None = None,
+) -> AccessInfo:
+    """Record one delivery in the caller's transaction and return its access id."""
+    row = AccessRecord(
+        id=new_access_id(),
+        created_at=now or utcnow(),
+        account_id=account_id,
+        key_id=key_id,
+        product_id=delivery.product_id,
+        version_id=delivery.version_id,
+        subset_id=delivery.subset_id,
+        entitlement_id=entitlement_id,
+        channel=delivery.channel.value,
+        selection_hash=delivery.selection_hash,
+        cells=delivery.cells,
+        bytes=delivery.bytes,
+    )
+    session.add(row)
+    session.flush()
+    return AccessInfo(row.id, row.created_at, account_id, key_id, entitlement_id, delivery)
+
+
+def get_access(session: Session, access_id: str) -> AccessRecord | None:
+    return session.get(AccessRecord, access_id)

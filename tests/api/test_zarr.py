@@ -1,0 +1,95 @@
+"""Zarr v3 over HTTP: ``xr.open_zarr`` over the network reads what is stored, unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from oceanmart.accounts import create_account, create_key
+from oceanmart.db import transaction
+from pricing.entitlements import grant
+from pricing.metering import AccessRecord
+from tests.conftest import Server, unique
+
+PRODUCT = "levitus-climatology"
+
+
+def _buyer(server: Server) -> str:
+    name = unique("zarr")
+    with transaction(server.env.sessions) as s:
+        create_account(s, name, "enterprise")
+        grant(s, name, PRODUCT, granted_by="test")
+        return create_key(s, name, "catalog:read,data:read")[1]
+
+
+def _local(server: Server, copy: str) -> xr.Dataset:
+    with server.env.sessions() as s:
+        from catalog.products import get_product
+
+        version = get_product(s, PRODUCT).version
+    assert version is not None
+    return xr.open_zarr(
+        server.env.store.location(version.store_path, f"{copy}.zarr"), zarr_format=3
+    )
+
+
+def test_open_zarr_over_http_equals_the_stored_copies(server: Server, levitus: str) -> None:
+    key = _buyer(server)
+    opts = {"headers": {"Authorization": f"Bearer {key}"}}
+    for path, copy in ((f"/zarr/products/{PRODUCT}", "map"),
+                       (f"/zarr/products/{PRODUCT}/copies/series", "series")):  # fmt: skip
+        remote = xr.open_zarr(server.url + path, storage_options=opts, zarr_format=3)
+        local = _local(server, copy)
+        assert remote["TEMP"].encoding["chunks"] == local["TEMP"].encoding["chunks"]
+        cut = {"latitude": slice(20, 30), "longitude": slice(120, 130), "depth": slice(0, 100)}
+        a = remote["TEMP"].sel(cut).compute()  # through dask, as researchers read it
+        b = local["TEMP"].sel(cut).compute()
+        assert a.size > 0
+        np.testing.assert_array_equal(a.values, b.values)
+        xr.testing.assert_identical(remote.coords.to_dataset(), local.coords.to_dataset())
+
+
+def test_chunks_are_stored_bytes_with_etag_ranges_and_an_access_id(
+    server: Server, levitus: str
+) -> None:
+    key = _buyer(server)
+    local = _local(server, "map")
+    with server.client(key) as c:
+        meta = c.get(f"/zarr/products/{PRODUCT}/TEMP/zarr.json")
+        assert meta.status_code == 200 and meta.json()["node_type"] == "array"
+        r = c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
+        assert r.status_code == 200
+        on_disk = _chunk_file(server, "map", "TEMP/c/0/0/0")
+        assert r.content == on_disk
+        access_id = r.headers["oceanmart-access-id"]
+        etag = r.headers["etag"]
+        assert r.headers["cache-control"].endswith("immutable")
+        again = c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0", headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
+        part = c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0", headers={"Range": "bytes=10-99"})
+        assert part.status_code == 206 and part.content == on_disk[10:100]
+        head = c.head(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
+        assert head.status_code == 200 and int(head.headers["content-length"]) == len(on_disk)
+        for missing in ("TEMP/c/99/0/0", "TEMP/c/0/0", "NOPE/zarr.json", "../../x", "TEMP/c/a"):
+            assert c.get(f"/zarr/products/{PRODUCT}/{missing}").status_code == 404, missing
+    with server.env.sessions() as s:
+        row = s.get(AccessRecord, access_id)
+        assert row is not None
+        assert row.channel == "zarr" and row.bytes == len(on_disk)
+        assert row.cells == int(np.prod(local["TEMP"].encoding["chunks"]))
+
+
+def _version_path(server: Server) -> str:
+    from catalog.products import get_product
+
+    with server.env.sessions() as s:
+        version = get_product(s, PRODUCT).version
+    assert version is not None
+    return version.store_path
+
+
+def _chunk_file(server: Server, copy: str, key: str) -> bytes:
+    data: bytes = server.env.store.fs.cat_file(
+        server.env.store.location(_version_path(server), f"{copy}.zarr", key)
+    )
+    return data
