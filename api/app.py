@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 import oceanmart
 from api import errors
+from api.limits import KeyLimiter
 from api.middleware import AccessLog
 from api.routers import (
     accounts,
@@ -17,6 +18,7 @@ from api.routers import (
     products,
     sea_areas,
     stac,
+    subsets,
     zarr,
 )
 from catalog.store import DataStore
@@ -46,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = DataStore.from_settings(settings)
     app.state.zarr = ZarrStores(app.state.store)
+    app.state.limiter = KeyLimiter(
+        settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_heavy_per_key
+    )
     errors.install(app)
     for router in (
         health.router,
@@ -56,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         stac.router,
         components.router,
         sea_areas.router,
+        subsets.router,
         zarr.router,
     ):
         app.include_router(router)

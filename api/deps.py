@@ -19,6 +19,7 @@ from fastapi.security import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.limits import KeyLimiter
 from catalog.products import (
     ANONYMOUS,
     OPERATOR,
@@ -29,6 +30,7 @@ from catalog.products import (
     get_product,
     get_subset,
 )
+from catalog.sea_areas import SeaAreaInfo, resolve_area
 from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from oceanmart.accounts import Principal, Scope, authenticate
@@ -77,7 +79,13 @@ def _zarr(request: Request) -> ZarrStores:
     return stores
 
 
+def _limiter(request: Request) -> KeyLimiter:
+    limiter: KeyLimiter = request.app.state.limiter
+    return limiter
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+LimiterDep = Annotated[KeyLimiter, Depends(_limiter)]
 ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
@@ -107,6 +115,8 @@ def _maybe_principal(
             raw,
             touch_resolution=timedelta(seconds=settings.key_last_used_resolution_s),
         )
+    limiter: KeyLimiter = request.app.state.limiter
+    limiter.hit(principal.key_id)
     # For the access log, which runs outside this (threadpool) context.
     request.state.key_id = principal.key_id
     request.state.account = principal.account_name
@@ -187,9 +197,10 @@ class Entitled:
         assert self.product.version is not None  # get_product returns published products
         return self.product.version
 
-    def record(self, delivery: Delivery) -> AccessInfo:
+    def record(self, delivery: Delivery, access_id: str | None = None) -> AccessInfo:
         """Meter one delivery (before its first byte is sent); its id goes in the
-        response's ``OceanMart-Access-Id`` header."""
+        response's ``OceanMart-Access-Id`` header (and in a file's provenance, when the
+        caller made the id beforehand with ``new_access_id``)."""
         with transaction(self.sessions) as session:
             return record_access(
                 session,
@@ -197,7 +208,16 @@ class Entitled:
                 key_id=self.principal.key_id,
                 entitlement_id=self.entitlement.id if self.entitlement else None,
                 delivery=delivery,
+                access_id=access_id,
             )
+
+    def area(self, selection: dict[str, object]) -> SeaAreaInfo | None:
+        """The stored sea area a selection names, if any."""
+        name = selection.get("sea_area")
+        if not name:
+            return None
+        with self.sessions() as session:
+            return resolve_area(session, str(name))
 
 
 def data_gate(

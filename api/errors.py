@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from oceanmart.errors import (
     AlreadyExists,
     AuthenticationRequired,
+    Cancelled,
     ConfigurationError,
     CorpusUnavailable,
     EmptySelection,
@@ -25,6 +26,7 @@ from oceanmart.errors import (
     OceanMartError,
     PermissionDenied,
     RequestTooLarge,
+    TooManyRequests,
 )
 
 log = structlog.get_logger(__name__)
@@ -39,6 +41,8 @@ STATUS: dict[type[OceanMartError], int] = {
     NotFound: 404,
     AlreadyExists: 409,
     RequestTooLarge: 413,
+    TooManyRequests: 429,
+    Cancelled: 499,  # nginx's "client closed request": nobody reads it
     IngestError: 422,
     ConfigurationError: 500,
     CorpusUnavailable: 503,
@@ -91,11 +95,20 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OceanMartError)
     status = status_for(type(exc))
     headers = None
+    extensions = dict(exc.extensions)
     if isinstance(exc, AuthenticationRequired):
         headers = {"WWW-Authenticate": 'Bearer realm="oceanmart"'}
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, RequestTooLarge):
+        # Too big to serve now: the same selection can be quoted and run as a job.
+        extensions["links"] = [
+            {"rel": "quote", "href": "/v1/quotes", "method": "POST"},
+            {"rel": "job", "href": "/v1/jobs", "method": "POST"},
+        ]
     if status >= 500:
         log.error("request.failed", code=exc.code, detail=exc.detail)
-    return problem(request, status, exc.code, exc.title, exc.detail, exc.extensions, headers)
+    return problem(request, status, exc.code, exc.title, exc.detail, extensions, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

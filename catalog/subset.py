@@ -156,7 +156,12 @@ def check_limit(p: Plan, limit_bytes: int) -> None:
     if p.bytes > limit_bytes:
         raise RequestTooLarge(
             f"the selection is {p.bytes} bytes; the per-request limit is {limit_bytes}",
-            extensions={"cells": p.cells, "bytes": p.bytes, "limit_bytes": limit_bytes},
+            extensions={
+                "cells": p.cells,
+                "bytes": p.bytes,
+                "limit_bytes": limit_bytes,
+                "plan": p.as_dict(),
+            },
         )
 
 
@@ -184,7 +189,13 @@ def cut(
 
 
 def write_netcdf(
-    ds: xr.Dataset, path: Path, *, product_id: str, version_id: str, selection: Selection
+    ds: xr.Dataset,
+    path: Path,
+    *,
+    product_id: str,
+    version_id: str,
+    selection: Selection,
+    extra: dict[str, str] | None = None,
 ) -> None:
     """Write a CF-1.10 NetCDF4 file with provenance attributes (``ds`` from ``cut``)."""
     out = ds.copy()
@@ -210,6 +221,7 @@ def write_netcdf(
             "geospatial_lat_max": float(out[LAT].max()),
             "geospatial_lon_min": float(out[LON].min()),
             "geospatial_lon_max": float(out[LON].max()),
+            **(extra or {}),
         }
     )
     if DEPTH in out.dims:

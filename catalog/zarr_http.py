@@ -13,13 +13,16 @@ Purchased subsets are materialised once as their own Zarr store
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import re
 import threading
 import uuid
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import xarray as xr
 
@@ -30,6 +33,28 @@ from catalog.store import DataStore
 from oceanmart.errors import NotFound
 
 COPIES = ("map", "series")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same subset zips the same
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file that hands out what was written so far."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._parts.append(bytes(b))
+        return len(b)
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
 _NAME = r"[A-Za-z0-9_.\-]+"
 _METADATA = re.compile(rf"^(?:({_NAME})/)?zarr\.json$")
 _CHUNK = re.compile(rf"^({_NAME})/c((?:/\d+)+)$")
@@ -117,6 +142,31 @@ class ZarrStores:
     def local_path(self, obj: StoredObject) -> str | None:
         """The file behind ``obj`` on a local store (served with sendfile), else None."""
         return obj.location if self.store.local else None
+
+    def size(self, root: str) -> int:
+        return self.store.size(root)
+
+    def iter_zip(self, root: str, block: int = 1 << 20) -> Iterator[bytes]:
+        """The store at ``root`` as a zip archive (the store's root at the archive's root,
+        as ``zarr.storage.ZipStore`` and ``zip::`` URLs expect), produced
+        piece by piece: nothing is held whole in memory. Entries are stored, not
+        deflated: the chunks are zstd-compressed already."""
+        sink = _Sink()
+        base = self.store.fs._strip_protocol(root).rstrip("/")
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for path in sorted(self.store.fs.find(root)):
+                rel = path[len(base) :].lstrip("/")
+                info = zipfile.ZipInfo(rel, date_time=_ZIP_EPOCH)
+                with (
+                    self.store.fs.open(path, "rb") as src,
+                    zf.open(info, "w", force_zip64=True) as dst,
+                ):
+                    while piece := src.read(block):
+                        dst.write(piece)
+                        if out := sink.take():
+                            yield out
+        if out := sink.take():
+            yield out
 
     def materialise_subset(
         self,

@@ -97,6 +97,26 @@ class RequestTooLarge(OceanMartError):
     title = "The request exceeds the per-request limit"
 
 
+class TooManyRequests(OceanMartError):
+    """A per-key limit (request rate, concurrent heavy requests); ``retry_after`` in
+    seconds says when to try again."""
+
+    code = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, extensions={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class Cancelled(OceanMartError):
+    """The work was stopped because nobody waits for it any more (client went away,
+    job cancelled)."""
+
+    code = "cancelled"
+    title = "Cancelled"
+
+
 class IngestError(OceanMartError):
     code = "ingest-failed"
     title = "Ingest failed"

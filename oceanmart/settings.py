@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_request_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    rate_limit_per_s: float = Field(
+        default=100.0, gt=0, description="Requests per second per key, sustained."
+    )
+    rate_limit_burst: int = Field(default=400, gt=0, description="Requests per key at once.")
+    heavy_request_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="A request reading more than this many bytes counts as heavy.",
+    )
+    max_heavy_per_key: int = Field(
+        default=2, gt=0, description="Heavy requests one key may run at the same time."
+    )
     key_last_used_resolution_s: int = Field(
         default=60, ge=0, description="last_used_at is written at most this often per key."
     )

@@ -85,11 +85,13 @@ def record_access(
     key_id: str,
     entitlement_id: int | None,
     delivery: Delivery,
+    access_id: str | None = None,
     now: datetime | None = None,
 ) -> AccessInfo:
-    """Record one delivery in the caller's transaction and return its access id."""
+    """Record one delivery in the caller's transaction and return its access id
+    (``access_id`` when the caller made it beforehand, e.g. to write it into a file)."""
     row = AccessRecord(
-        id=new_access_id(),
+        id=access_id or new_access_id(),
         created_at=now or utcnow(),
         account_id=account_id,
         key_id=key_id,

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,13 +186,14 @@ class Server:
 
 
 @contextmanager
-def running(settings: Settings) -> Iterator[str]:
-    """The real app for ``settings`` on a real socket (uvicorn in a thread); yields its URL."""
+def running(settings: Settings, app: Any = None) -> Iterator[str]:
+    """The real app for ``settings`` (or ``app``) on a real socket (uvicorn in a thread);
+    yields its URL."""
     from api import create_app
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+        app or create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import EntitledDep, SessionsDep, SettingsDep, ZarrDep
-from catalog.sea_areas import resolve_area
+from api.deps import EntitledDep, SettingsDep, ZarrDep
 from catalog.zarr_http import StoredObject, ZarrStores
 from pricing.metering import Channel, Delivery
 
@@ -85,16 +84,12 @@ def subset(
     gate: EntitledDep,
     stores: ZarrDep,
     settings: SettingsDep,
-    sessions: SessionsDep,
     subset_id: str,
     key: Key,
 ) -> Response:
     """A saved subset as its own Zarr store (materialised on first read)."""
     assert gate.subset is not None
-    area = None
-    if gate.subset.selection.get("sea_area"):
-        with sessions() as session:
-            area = resolve_area(session, str(gate.subset.selection["sea_area"]))
+    area = gate.area(gate.subset.selection)
     root = stores.materialise_subset(gate.subset, gate.product, settings.max_request_bytes, area)
     obj = stores.resolve(root, key, f"subset/{gate.subset.id}")
     return _send(request, gate, stores, obj, "subset")

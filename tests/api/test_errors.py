@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from api.errors import STATUS, _domain_error, problem_type, status_for
-from oceanmart.errors import InvalidParameter, OceanMartError, all_error_types
+from oceanmart.errors import InvalidParameter, OceanMartError, TooManyRequests, all_error_types
 from tests.conftest import Server, running
 
 SUBSET = "/v1/products/levitus-climatology/subset"
@@ -20,6 +20,8 @@ SUBSET = "/v1/products/levitus-climatology/subset"
 def _instance(cls: type[OceanMartError]) -> OceanMartError:
     if cls is InvalidParameter:
         return InvalidParameter("bbox", "bad")
+    if cls is TooManyRequests:
+        return TooManyRequests("slow down", retry_after=3)
     return cls("something went wrong", extensions={"hint": 1})
 
 
@@ -43,6 +45,8 @@ def test_every_error_type_has_a_status_and_a_problem_body(cls: type[OceanMartErr
     assert body["instance"] == "/x"
     for key, value in exc.extensions.items():
         assert body[key] == value
+    if cls is TooManyRequests:
+        assert response.headers["retry-after"] == "3"
 
 
 def test_codes_are_unique_and_every_class_maps_to_a_status() -> None:

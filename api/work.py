@@ -1,0 +1,35 @@
+"""Blocking work off the event loop, stopped when the client goes away."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import anyio
+from fastapi import Request
+
+POLL_S = 0.1
+
+
+async def run_cancellable[T](request: Request, work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(cancel)`` in a worker thread; set ``cancel`` if the client disconnects
+    meanwhile (``work`` stops at its next check, see ``catalog.work.watched``)."""
+    cancel = threading.Event()
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(POLL_S)
+        cancel.set()
+
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            result = await anyio.to_thread.run_sync(work, cancel)
+        except Exception as exc:  # raised below, outside the group (no ExceptionGroup)
+            failure = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return result
