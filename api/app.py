@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
@@ -14,6 +17,7 @@ from api.routers import (
     components,
     entitlements,
     health,
+    jobs,
     plans,
     products,
     sea_areas,
@@ -21,6 +25,7 @@ from api.routers import (
     subsets,
     zarr,
 )
+from catalog.job_runner import JobRunner
 from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from oceanmart.db import make_engine, make_sessionmaker
@@ -38,15 +43,31 @@ the HTTP Basic password, or `?api_key=<key>`. Every error is
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings``; the database schema must already be migrated."""
     engine = make_engine(settings.database_url, pool_pre_ping=True)
+    sessions = make_sessionmaker(engine)
+    store = DataStore.from_settings(settings)
+    runner = JobRunner(
+        sessions, store, workers=settings.job_workers, max_job_bytes=settings.max_job_bytes
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+
     app = FastAPI(
         title="OceanMart",
         version=oceanmart.__version__,
         description=DESCRIPTION,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_sessionmaker(engine)
-    app.state.store = DataStore.from_settings(settings)
+    app.state.sessions = sessions
+    app.state.store = store
+    app.state.jobs = runner
     app.state.zarr = ZarrStores(app.state.store)
     app.state.limiter = KeyLimiter(
         settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_heavy_per_key
@@ -54,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (
         health.router,
+        jobs.router,
         accounts.router,
         entitlements.router,
         products.router,

@@ -20,6 +20,8 @@ from fastapi.security import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.limits import KeyLimiter
+from catalog.job_runner import JobRunner
+from catalog.jobs import JobInfo, get_job
 from catalog.products import (
     ANONYMOUS,
     OPERATOR,
@@ -79,6 +81,11 @@ def _zarr(request: Request) -> ZarrStores:
     return stores
 
 
+def _jobs(request: Request) -> JobRunner:
+    runner: JobRunner = request.app.state.jobs
+    return runner
+
+
 def _limiter(request: Request) -> KeyLimiter:
     limiter: KeyLimiter = request.app.state.limiter
     return limiter
@@ -86,6 +93,7 @@ def _limiter(request: Request) -> KeyLimiter:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 LimiterDep = Annotated[KeyLimiter, Depends(_limiter)]
+JobsDep = Annotated[JobRunner, Depends(_jobs)]
 ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
@@ -191,6 +199,7 @@ class Entitled:
     entitlement: EntitlementInfo | None
     subset: SubsetInfo | None
     sessions: sessionmaker[Session]
+    job: JobInfo | None = None
 
     @property
     def version(self) -> VersionInfo:
@@ -220,18 +229,33 @@ class Entitled:
             return resolve_area(session, str(name))
 
 
+def entitle(session: Session, principal: Principal, product: ProductInfo) -> EntitlementInfo | None:
+    """The entitlement that lets ``principal`` read ``product`` (None for a public
+    product), or NotEntitled. The data gate's decision, also used where work is
+    submitted for later (jobs)."""
+    if product.visibility == "public":
+        return None
+    return check_access(session, principal, product.id)
+
+
 def data_gate(
     request: Request, principal: DataReader, sessions: SessionsDep, viewer: ViewerDep
 ) -> Entitled:
     """THE gate of every data route: key, `data:read` scope and an entitlement covering
     what the route serves: a product (path parameter ``product_id``; a public product
-    needs no entitlement) or a saved subset (``subset_id``).
+    needs no entitlement), a saved subset (``subset_id``) or the result of one of the
+    caller's jobs (``job_id``).
 
     ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
     """
     params = request.path_params
+    job = None
     with sessions() as session:
-        if "subset_id" in params:
+        if "job_id" in params:
+            job = get_job(session, params["job_id"], principal.account_id)
+            subset = None
+            product = get_product(session, job.product_id, viewer, job.version_id)
+        elif "subset_id" in params:
             subset = get_subset(session, params["subset_id"], viewer)
             product = get_product(session, subset.product_id, viewer, subset.version_id)
         elif "product_id" in params:
@@ -239,10 +263,8 @@ def data_gate(
             product = get_product(session, params["product_id"], viewer)
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError(f"data route {request.url.path} names neither product nor subset")
-        entitlement = (
-            None if product.visibility == "public" else check_access(session, principal, product.id)
-        )
-    return Entitled(principal, product, entitlement, subset, sessions)
+        entitlement = entitle(session, principal, product)
+    return Entitled(principal, product, entitlement, subset, sessions, job)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]

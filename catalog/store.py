@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,12 @@ class DataStore:
 
     def size(self, location: str) -> int:
         return int(self.fs.du(location, total=True))
+
+    def iter_bytes(self, location: str, block: int = 1 << 20) -> Iterator[bytes]:
+        """The object at ``location``, piece by piece."""
+        with self.fs.open(location, "rb") as f:
+            while piece := f.read(block):
+                yield piece
 
     def remove(self, location: str) -> None:
         if self.fs.exists(location):

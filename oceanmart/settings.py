@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     max_heavy_per_key: int = Field(
         default=2, gt=0, description="Heavy requests one key may run at the same time."
     )
+    job_workers: int = Field(default=2, gt=0, description="Jobs run at the same time.")
+    max_job_bytes: int = Field(
+        default=8 * 1024**3, gt=0, description="The output size limit of one job."
+    )
     key_last_used_resolution_s: int = Field(
         default=60, ge=0, description="last_used_at is written at most this often per key."
     )

@@ -25,6 +25,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
+import xarray as xr
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.store import DataStore
@@ -179,6 +180,7 @@ def free_port() -> int:
 class Server:
     url: str
     env: Env
+    app: Any  # the FastAPI app it serves (its state: job runner, limiter)
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -213,5 +215,28 @@ def running(settings: Settings, app: Any = None) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(env: Env) -> Iterator[Server]:
     """One server per backend for the whole session."""
-    with running(env.settings) as url:
-        yield Server(url, env)
+    from api import create_app
+
+    app = create_app(env.settings)
+    with running(env.settings, app) as url:
+        yield Server(url, env, app)
+
+
+@pytest.fixture
+def slow_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every cut slow: a dask graph with one chunk per latitude row, 0.25 s each."""
+    import catalog.subset as engine
+
+    real_cut = engine.cut
+
+    def slow_cut(*args: Any, **kw: Any) -> Any:
+        selected, plan = real_cut(*args, **kw)
+        chunked = selected.chunk({"latitude": 1})
+
+        def nap(block: xr.Dataset) -> xr.Dataset:
+            time.sleep(0.25)
+            return block
+
+        return chunked.map_blocks(nap, template=chunked), plan
+
+    monkeypatch.setattr(engine, "cut", slow_cut)

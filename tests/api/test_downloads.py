@@ -137,26 +137,6 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture
-def slow_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make every cut a dask graph of 40 chunks that take 0.25 s each (10 s in all)."""
-    import catalog.subset as engine
-
-    real_cut = engine.cut
-
-    def slow_cut(*args: Any, **kw: Any) -> Any:
-        selected, plan = real_cut(*args, **kw)
-        chunked = selected.chunk({"latitude": 1})
-
-        def nap(block: xr.Dataset) -> xr.Dataset:
-            time.sleep(0.25)
-            return block
-
-        return chunked.map_blocks(nap, template=chunked), plan
-
-    monkeypatch.setattr(engine, "cut", slow_cut)
-
-
 def test_a_client_that_goes_away_stops_the_work(
     server: Server, levitus: str, slow_cuts: None
 ) -> None:

@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import catalog.jobs
 import catalog.models  # noqa: F401
 import pricing.entitlements
 import pricing.metering  # noqa: F401
