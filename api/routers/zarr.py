@@ -21,7 +21,6 @@ ZARR_JSON = "application/json"
 OCTETS = "application/octet-stream"
 CACHE = "private, max-age=86400, immutable"
 Key = Annotated[str, Path(description="a Zarr key: `zarr.json`, `NAME/zarr.json`, `NAME/c/0/1`")]
-METHODS = ["GET", "HEAD"]
 DATA = {"x-oceanmart-data": True}
 
 
@@ -55,9 +54,8 @@ def _send(
     return Response(body, media_type=media, headers=headers)
 
 
-@router.api_route(
-    "/products/{product_id}/copies/{copy}/{key:path}", methods=METHODS, openapi_extra=DATA
-)
+@router.head("/products/{product_id}/copies/{copy}/{key:path}", include_in_schema=False)
+@router.get("/products/{product_id}/copies/{copy}/{key:path}", openapi_extra=DATA)
 def product_copy(
     request: Request, gate: EntitledDep, stores: ZarrDep, product_id: str, copy: str, key: Key
 ) -> Response:
@@ -67,7 +65,8 @@ def product_copy(
     return _send(request, gate, stores, obj, copy)
 
 
-@router.api_route("/products/{product_id}/{key:path}", methods=METHODS, openapi_extra=DATA)
+@router.head("/products/{product_id}/{key:path}", include_in_schema=False)
+@router.get("/products/{product_id}/{key:path}", openapi_extra=DATA)
 def product(
     request: Request, gate: EntitledDep, stores: ZarrDep, product_id: str, key: Key
 ) -> Response:
@@ -78,7 +77,8 @@ def product(
     return _send(request, gate, stores, obj, "map")
 
 
-@router.api_route("/subsets/{subset_id}/{key:path}", methods=METHODS, openapi_extra=DATA)
+@router.head("/subsets/{subset_id}/{key:path}", include_in_schema=False)
+@router.get("/subsets/{subset_id}/{key:path}", openapi_extra=DATA)
 def subset(
     request: Request,
     gate: EntitledDep,
