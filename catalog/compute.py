@@ -534,11 +534,14 @@ def _geometry(pr: PlannedRead) -> dict[str, Any]:
 
     sel = pr.requested
     if sel.polygon is not None:
-        return dict(mapping(shapely.from_wkt(sel.polygon)))
-    if pr.requested_area is not None and sel.bbox is None:
-        return pr.requested_area.geometry
-    w, s, e, n = _box(sel, pr.requested_area)
-    return dict(mapping(box(w, s, e if e > w else e + 360.0, n)))
+        geometry = mapping(shapely.from_wkt(sel.polygon))
+    elif pr.requested_area is not None and sel.bbox is None:
+        geometry = pr.requested_area.geometry
+    else:
+        w, s, e, n = _box(sel, pr.requested_area)
+        geometry = mapping(box(w, s, e if e > w else e + 360.0, n))
+    out: dict[str, Any] = json.loads(json.dumps(geometry))  # plain lists, as GeoJSON reads
+    return out
 
 
 def _mask(pr: PlannedRead, lon: np.ndarray, lat: np.ndarray) -> xr.DataArray | None:

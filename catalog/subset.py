@@ -215,6 +215,8 @@ def write_netcdf(
             }
         elif np.issubdtype(var.dtype, np.floating):
             var.encoding = {"_FillValue": None}
+        elif var.dtype.kind == "M":  # one unit for times and their bounds, as CF asks
+            var.encoding = {"units": "seconds since 1970-01-01 00:00:00"}
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     out.attrs.update(
         {
