@@ -17,6 +17,21 @@ each planned selection with ``catalog.subset.apply`` (small ones read into memor
 ones left as dask graphs) and computes. Reductions (statistics, alerts) are computed;
 gridded results (aggregation, anomaly, regrid) stay lazy when their input was large, so
 an encoder can write them piece by piece.
+
+Conventions shared with CDO, against which the tests check them: area weights are the
+exact areas of latitude/longitude cells (sin north - sin south, i.e. cos latitude on a
+regular grid), missing values are skipped and the weights renormalised (``fldmean``);
+percentiles are nearest-rank (``fldpctl`` with ``nrank``), weighted by area unless
+``weighted`` is false; periods are calendar months, DJF/MAM/JJA/SON seasons (December
+opens the next year's DJF) and years, stamped with their start and bounds, with the
+number of steps in each (incomplete periods are kept, as ``seasmean`` keeps them).
+
+An anomaly is taken against either a ``baseline`` period of the same product (the mean
+of each calendar month over it, ``ymonmean``) or a separate ``climatology`` product: one
+with 12 monthly steps and a ``month`` coordinate (COADS, the ocean atlas), interpolated
+bilinearly onto the product's grid (``remapbil``) from its cells around the area (its
+read is planned one cell wider). Units must agree, and for variables with depth the
+product's levels must be levels of the climatology.
 """
 
 from __future__ import annotations
@@ -28,7 +43,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-import dask
 import numpy as np
 import xarray as xr
 from pydantic import BaseModel
@@ -54,9 +68,24 @@ from catalog.store import DataStore
 from catalog.subset import IN_MEMORY_BYTES, apply, check_limit, open_copy
 from oceanmart.errors import EmptySelection, InvalidParameter, NotFound
 
+__all__ = [
+    "ComponentResult",
+    "Kind",
+    "PlannedRead",
+    "Provenance",
+    "Read",
+    "RunPlan",
+    "Source",
+    "execute",
+    "iso_time",
+    "plan_run",
+    "reads",
+    "run_component",
+]
+
 LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
 PARAMS = "component.parameters"
-BLOCK = "32MiB"  # dask block size of large inputs
+BLOCK = 32 * 1024 * 1024  # bytes of a dask block of a large input
 
 
 # --- values crossing the boundary ---------------------------------------------------------
@@ -375,10 +404,13 @@ def _cut(pr: PlannedRead, source: Source) -> xr.Dataset:
     out = apply(ds, pr.selection, pr.area)
     if small:
         return out.load()
-    # Storage chunks of one map step each make thousands of tiny tasks: merge them into
-    # blocks of about BLOCK bytes (dask's "auto" chunking), which bounds memory as well.
-    with dask.config.set({"array.chunk-size": BLOCK}):
-        return out.chunk("auto")
+    # The map copy's chunks of one time step each make thousands of tiny tasks: merge
+    # steps into blocks of about BLOCK bytes, which still bounds memory.
+    timed = [v for v in out.data_vars.values() if TIME in v.dims]
+    if timed and max(timed[0].chunksizes.get(TIME, (1,))) == 1:
+        step = max(v.nbytes // v.sizes[TIME] for v in timed)
+        out = out.chunk({TIME: max(1, BLOCK // max(step, 1))})
+    return out
 
 
 def execute(rp: RunPlan, source: Source) -> ComponentResult:
@@ -394,8 +426,8 @@ def execute(rp: RunPlan, source: Source) -> ComponentResult:
              for s in result.sources]
         ),
     }  # fmt: skip
-    result.dataset.attrs.update(attrs)
-    return result
+    # a new Dataset: its attrs may be those of the opened (and cached) version
+    return replace(result, dataset=result.dataset.assign_attrs(attrs))
 
 
 def run_component(
@@ -587,7 +619,7 @@ def _run_route(p: RouteSampling, data: dict[str, xr.Dataset], rp: RunPlan) -> Co
 
 
 _STAT_METHODS = {"mean": "mean", "min": "minimum", "max": "maximum", "std": "standard_deviation",
-                 "sum": "sum", "count": "point"}  # fmt: skip
+                 "sum": "sum"}  # CF cell methods (a count has none)  # fmt: skip
 
 
 def _statistics(
@@ -650,7 +682,7 @@ def _run_area_stats(p: AreaStatistics, data: dict[str, xr.Dataset], rp: RunPlan)
             }
             if stat in _STAT_METHODS:
                 attrs["cell_methods"] = f"area: {_STAT_METHODS[stat]}"
-            else:
+            elif stat.startswith("p"):
                 attrs["percentile"] = float(stat[1:])
             out[f"{name}_{stat}"] = v.assign_attrs(attrs)
     if coords is not None:

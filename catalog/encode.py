@@ -33,6 +33,16 @@ from catalog.compute import ComponentResult, Kind, iso_time
 from catalog.subset import write_netcdf
 from oceanmart.errors import InvalidParameter
 
+__all__ = [
+    "MEDIA_TYPES",
+    "coveragejson_chunks",
+    "csv_chunks",
+    "encode",
+    "formats",
+    "geojson_bytes",
+    "write_result_netcdf",
+]
+
 LON, LAT, DEPTH, TIME, POINT = "longitude", "latitude", "depth", "time", "point"
 PIECE = 65_536  # values (CoverageJSON) or rows (CSV) per piece
 
