@@ -79,6 +79,7 @@ __all__ = [
     "execute",
     "iso_time",
     "plan_run",
+    "point_features",
     "reads",
     "run_component",
 ]
@@ -598,24 +599,44 @@ def _run_point(p: PointSeries, data: dict[str, xr.Dataset], rp: RunPlan) -> Comp
     return ComponentResult(rp.component.id, Kind.POINT, _point(data["data"]), _provenance(rp))
 
 
+def _json_values(values: np.ndarray) -> Any:
+    """Numbers (nested lists along axes) as JSON values, NaN as null."""
+    if values.ndim == 0:
+        return _json_number(values)
+    return [_json_values(v) for v in values]
+
+
+def point_features(ds: xr.Dataset) -> tuple[dict[str, Any], ...]:
+    """A GeoJSON Point Feature per position of ``ds`` (along ``point``, or the one
+    position of a point result): at the requested position when known; properties: the
+    time (or the list of times of a series), the grid cell of the values, and each
+    variable's value (lists along time, then depth)."""
+    rows = [ds.isel(point=i) for i in range(ds.sizes["point"])] if "point" in ds.dims else [ds]
+    features = []
+    for i, row in enumerate(rows):
+        x = row["requested_longitude"] if "requested_longitude" in row.coords else row[LON]
+        y = row["requested_latitude"] if "requested_latitude" in row.coords else row[LAT]
+        props: dict[str, Any] = {"index": i}
+        if TIME in row.coords:
+            times = np.atleast_1d(row[TIME].values)
+            stamps = [iso_time(t) for t in times]
+            props[TIME] = stamps[0] if row[TIME].ndim == 0 else stamps
+        if DEPTH in row.coords:
+            props[DEPTH] = _json_values(row[DEPTH].values)
+        props["cell"] = [float(row[LON]), float(row[LAT])]
+        for name, var in row.data_vars.items():
+            order = [d for d in (TIME, DEPTH) if d in var.dims]
+            props[str(name)] = _json_values(var.transpose(*order, ...).values)
+        lon = ((float(x) + 180.0) % 360.0) - 180.0
+        point = {"type": "Point", "coordinates": [lon, float(y)]}
+        features.append({"type": "Feature", "id": i, "geometry": point, "properties": props})
+    return tuple(features)
+
+
 def _run_route(p: RouteSampling, data: dict[str, xr.Dataset], rp: RunPlan) -> ComponentResult:
     ds = data["data"]
-    features = []
-    for i in range(ds.sizes["point"]):
-        row = ds.isel(point=i)
-        props: dict[str, Any] = {"index": i, "time": iso_time(row[TIME].values)}
-        props["cell"] = [float(row[LON]), float(row[LAT])] if p.method == "nearest" else None
-        for name in p.variables:
-            values = row[name].values
-            props[name] = _json_number(values) if values.ndim == 0 else _json_list(values)
-        if DEPTH in ds.dims:
-            props[DEPTH] = ds[DEPTH].values.tolist()
-        lon = float(row["requested_longitude"])
-        point = {"type": "Point", "coordinates": [lon, float(row["requested_latitude"])]}
-        features.append({"type": "Feature", "id": i, "geometry": point, "properties": props})
-    return ComponentResult(
-        rp.component.id, Kind.TRAJECTORY, ds, _provenance(rp), features=tuple(features)
-    )
+    features = point_features(ds)
+    return ComponentResult(rp.component.id, Kind.TRAJECTORY, ds, _provenance(rp), features)
 
 
 _STAT_METHODS = {"mean": "mean", "min": "minimum", "max": "maximum", "std": "standard_deviation",
@@ -860,10 +881,6 @@ def iso_time(t: Any) -> str:
 def _json_number(v: Any) -> float | int | None:
     f = float(v)
     return None if not np.isfinite(f) else (int(f) if isinstance(v, np.integer | int) else f)
-
-
-def _json_list(values: np.ndarray) -> list[float | int | None]:
-    return [_json_number(v) for v in values.ravel()]
 
 
 # --- the engines --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from catalog.compute import ComponentResult, Kind, iso_time
+from catalog.compute import ComponentResult, Kind, iso_time, point_features
 from catalog.subset import write_netcdf
 from oceanmart.errors import InvalidParameter
 
@@ -40,6 +40,7 @@ __all__ = [
     "encode",
     "formats",
     "geojson_bytes",
+    "geojson_points",
     "write_result_netcdf",
 ]
 
@@ -359,6 +360,15 @@ def geojson_bytes(result: ComponentResult) -> bytes:
             ],
         },
     }
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def geojson_points(ds: xr.Dataset) -> bytes:
+    """A FeatureCollection of the positions of a point selection (a ``point`` axis, or
+    one position): see ``catalog.compute.point_features``."""
+    if "point" not in ds.dims and not (LAT in ds.coords and ds[LAT].ndim == 0):
+        raise _bad_format("geojson", "only positions (points, routes) are written as GeoJSON")
+    doc = {"type": "FeatureCollection", "features": list(point_features(ds))}
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 

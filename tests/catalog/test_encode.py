@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from catalog.compute import ComponentResult, Source, run_component
-from catalog.encode import MEDIA_TYPES, coveragejson_chunks, csv_chunks, encode, formats
+from catalog.encode import (
+    MEDIA_TYPES,
+    coveragejson_chunks,
+    csv_chunks,
+    encode,
+    formats,
+    geojson_points,
+)
 from catalog.selection import selection_from_json
 from catalog.subset import apply
 from oceanmart.errors import InvalidParameter
@@ -266,6 +273,13 @@ def test_several_positions_make_a_coverage_collection(compute_env: Any, source: 
         )
     header, _, columns = parse_csv(joined(csv_chunks(cut)))
     assert header[:2] == ["time", "point"] and len(columns["UWND"]) == 6 * 3
+    features = FeatureCollection.model_validate_json(geojson_points(cut)).features
+    assert [f.geometry.coordinates[:2] for f in features] == [(150, -20), (-170.3, 10.2), (0, 0)]
+    for i, feature in enumerate(features):
+        assert len(feature.properties["time"]) == 6
+        np.testing.assert_array_equal(
+            np.array(feature.properties["UWND"], dtype=np.float32), cut.UWND.isel(point=i)
+        )
 
 
 def test_alerts_and_routes_are_valid_geojson(source: Source) -> None:
