@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import xarray as xr
 
 from catalog.compute import Source
-from catalog.products import get_product
-from catalog.sea_areas import resolve_area, save_areas
+from catalog.products import ProductInfo, get_product
+from catalog.sea_areas import SeaAreaInfo, resolve_area, save_areas
 from ingest import ingest, load_spec
 from ingest.corpus import corpus_path
 from ingest.vector import read_geojson
@@ -45,11 +44,11 @@ def compute_env(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> I
 
 @pytest.fixture(scope="session")
 def source(compute_env: Env) -> Source:
-    def product(product_id: str):  # type: ignore[no-untyped-def]
+    def product(product_id: str) -> ProductInfo:
         with compute_env.sessions() as s:
             return get_product(s, product_id)
 
-    def area(area_id: str):  # type: ignore[no-untyped-def]
+    def area(area_id: str) -> SeaAreaInfo:
         with compute_env.sessions() as s:
             return resolve_area(s, area_id)
 
@@ -57,14 +56,10 @@ def source(compute_env: Env) -> Source:
 
 
 @pytest.fixture(scope="session")
-def source_file(corpus_dir: Path) -> object:
+def source_file(corpus_dir: Path) -> Callable[[str], Path]:
     """The corpus file a product was ingested from."""
 
     def path(product: str) -> Path:
         return corpus_path(SOURCES[product], corpus_dir)
 
     return path
-
-
-def open_source(path: Path) -> xr.Dataset:
-    return xr.open_dataset(path, decode_times=False)
