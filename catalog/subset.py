@@ -15,6 +15,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from catalog import _grid
 from catalog.planner import Plan, plan, point_dims, point_indices, time_indices
 from catalog.products import ProductInfo
 from catalog.sea_areas import SeaAreaInfo, rasterise
@@ -73,7 +74,11 @@ def _apply_points(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
     lon = xr.DataArray([p[0] for p in positions], dims="point")
     lat = xr.DataArray([p[1] for p in positions], dims="point")
     if sel.method == "linear":
-        out = ds.interp({LAT: lat, LON: lon}, method="linear")
+        # A global grid gets a wrapped column on each side, so positions between its
+        # last and first longitude (179.9 on a -180..178.75 grid) have four neighbours.
+        framed = _grid.frame(ds)
+        x = xr.DataArray(_grid.into(lon.values, float(framed[LON].values[0])), dims="point")
+        out = framed.interp({LAT: lat, LON: x}, method="linear").assign_coords({LON: lon})
         if sel.route is not None:
             out = out.isel({TIME: xr.DataArray(idx[:, 2], dims="point")})
     else:
@@ -165,6 +170,18 @@ def check_limit(p: Plan, limit_bytes: int) -> None:
         )
 
 
+def open_copy(store: DataStore, store_path: str, copy: str, *, dask: bool) -> xr.Dataset:
+    """A copy of a version, lazily. The series copy's non-index coordinates (bounds such
+    as ``depth_bnds``, ``climatology_bounds``) are taken from the map copy: ingest writes
+    them into the map copy only (the series copy holds their fill value)."""
+    ds = store.open_version(store_path, copy, dask=dask)
+    if copy == "map":
+        return ds
+    meta = store.open_version(store_path, "map", dask=False)
+    extra = [c for c in ds.coords if c not in ds.indexes and c in meta.coords]
+    return ds.assign_coords({c: meta[c].variable for c in extra}) if extra else ds
+
+
 def cut(
     store: DataStore,
     product: ProductInfo,
@@ -183,7 +200,7 @@ def cut(
     p = plan(product, store.open_version(version.store_path, dask=False), sel, area)
     check_limit(p, limit_bytes)
     small = p.bytes <= IN_MEMORY_BYTES
-    ds = store.open_version(version.store_path, p.copy, dask=not small)
+    ds = open_copy(store, version.store_path, p.copy, dask=not small)
     selected = apply(ds, sel, area)
     return (selected.load() if small else selected), p
 
@@ -209,6 +226,8 @@ def write_netcdf(
             }
         elif np.issubdtype(var.dtype, np.floating):
             var.encoding = {"_FillValue": None}
+        elif var.dtype.kind == "M":  # one unit for times and their bounds, as CF asks
+            var.encoding = {"units": "seconds since 1970-01-01 00:00:00"}
     now = datetime.now(UTC).replace(microsecond=0).isoformat()
     out.attrs.update(
         {
@@ -217,13 +236,14 @@ def write_netcdf(
             "oceanmart_product": product_id,
             "oceanmart_version": version_id,
             "oceanmart_selection": json.dumps(_selection_json(selection), sort_keys=True),
-            "geospatial_lat_min": float(out[LAT].min()),
-            "geospatial_lat_max": float(out[LAT].max()),
-            "geospatial_lon_min": float(out[LON].min()),
-            "geospatial_lon_max": float(out[LON].max()),
             **(extra or {}),
         }
     )
+    if LAT in out.coords and LON in out.coords:  # (area statistics have no grid left)
+        out.attrs["geospatial_lat_min"] = float(out[LAT].min())
+        out.attrs["geospatial_lat_max"] = float(out[LAT].max())
+        out.attrs["geospatial_lon_min"] = float(out[LON].min())
+        out.attrs["geospatial_lon_max"] = float(out[LON].max())
     if DEPTH in out.dims:
         out.attrs["geospatial_vertical_min"] = float(out[DEPTH].min())
         out.attrs["geospatial_vertical_max"] = float(out[DEPTH].max())
