@@ -15,6 +15,7 @@ from api.middleware import AccessLog
 from api.routers import (
     accounts,
     components,
+    edr,
     entitlements,
     health,
     jobs,
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         plans.router,
         stac.router,
         components.router,
+        edr.router,
         sea_areas.router,
         subsets.router,
         zarr.router,

@@ -155,18 +155,33 @@ def fresh_env(request: pytest.FixtureRequest, tmp_path: Path, corpus_dir: Path) 
     _drop_schema(schema)
 
 
+def ingest_spec(env: Env, spec: Path) -> str:
+    """Ingest a product spec into ``env`` (idempotent); returns its product id."""
+    from ingest import ingest, load_spec
+
+    try:
+        result = ingest(
+            load_spec(spec),
+            sessions=env.sessions,
+            store=env.store,
+            corpus_dir=env.settings.corpus_dir,
+        )
+    except CorpusUnavailable as exc:
+        unavailable(f"corpus: {exc.detail}")
+        raise
+    return result.product_id
+
+
 @pytest.fixture(scope="session")
 def levitus(env: Env, levitus_file: Path) -> str:
     """The Levitus product, ingested once per backend; returns its product id."""
-    from ingest import ingest, load_spec
+    return ingest_spec(env, LEVITUS_SPEC)
 
-    result = ingest(
-        load_spec(LEVITUS_SPEC),
-        sessions=env.sessions,
-        store=env.store,
-        corpus_dir=env.settings.corpus_dir,
-    )
-    return result.product_id
+
+@pytest.fixture(scope="session")
+def navy_winds(env: Env) -> str:
+    """Monthly navy winds 1982-1992 (a time axis), ingested once per backend."""
+    return ingest_spec(env, ROOT / "ingest" / "specs" / "navy-winds-monthly.yaml")
 
 
 def free_port() -> int:

@@ -1,0 +1,356 @@
+"""OGC API - Environmental Data Retrieval at ``/edr``: products are collections.
+
+Queries (``position``, ``area``, ``cube``, ``trajectory``, ``radius``) become selections
+(``catalog.edr``), are planned and cut like every other selection, and are written as
+CoverageJSON (default), GeoJSON, CSV or NetCDF, streamed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from api.deps import (
+    CatalogReader,
+    EntitledDep,
+    LimiterDep,
+    ProductDep,
+    SessionsDep,
+    SettingsDep,
+    StoreDep,
+    ViewerDep,
+)
+from api.work import run_cancellable
+from catalog import edr, encode
+from catalog import subset as engine
+from catalog.products import ProductInfo, list_products
+from catalog.selection import selection_from_json
+from catalog.work import watched
+from oceanmart.errors import InvalidParameter
+from pricing.metering import Channel, Delivery, new_access_id
+
+router = APIRouter(prefix="/edr", tags=["edr"])
+
+FORMATS = {
+    "coveragejson": "coveragejson",
+    "covjson": "coveragejson",
+    "geojson": "geojson",
+    "csv": "csv",
+    "netcdf": "netcdf",
+    "nc": "netcdf",
+}
+OUTPUT_FORMATS = ["CoverageJSON", "GeoJSON", "CSV", "NetCDF"]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/core",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/collections",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/json",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/covjson",
+    "http://www.opengis.net/spec/ogcapi-edr-1/1.1/conf/oas30",
+]
+META = {"x-oceanmart-metadata": True}  # catalog documents: no data, no gate
+DATA = {"x-oceanmart-data": True}
+# Selection fields back to the EDR parameter a client wrote.
+PARAMETER = {"points": "coords", "route": "coords", "polygon": "coords", "depth": "z",
+             "variables": "parameter-name", "time": "datetime"}  # fmt: skip
+
+Coords = Annotated[str | None, Query(description="WKT geometry, lon lat in CRS84")]
+Z = Annotated[str | None, Query(description="depth in metres: `10` or `0/100`")]
+Datetime = Annotated[str | None, Query(description="ISO 8601 instant or interval")]
+Parameters = Annotated[
+    str | None, Query(alias="parameter-name", description="comma-separated variables")
+]
+Fmt = Annotated[str | None, Query(alias="f", description="CoverageJSON, GeoJSON, CSV, NetCDF")]
+Method = Annotated[str | None, Query(description="`nearest` (default) or `linear`")]
+
+
+def _collection(request: Request, product: ProductInfo) -> dict[str, Any]:
+    version = product.version
+    assert version is not None
+    base = str(request.base_url).rstrip("/") + f"/edr/collections/{product.id}"
+    ext = version.extent
+    lon, lat = ext.get("longitude", [-180.0, 180.0]), ext.get("latitude", [-90.0, 90.0])
+    extent: dict[str, Any] = {"spatial": {"bbox": [[lon[0], lat[0], lon[1], lat[1]]], "crs": CRS84}}
+    if "time" in ext:
+        extent["temporal"] = {"interval": [ext["time"]], "trs": 'TIMECRS["DateTime"]'}
+    if "depth" in ext:
+        extent["vertical"] = {"interval": [[str(v) for v in ext["depth"]]], "vrs": "depth (m)"}
+    queries = {
+        q: {
+            "link": {
+                "href": f"{base}/{q}",
+                "rel": "data",
+                "variables": {
+                    "query_type": q,
+                    "output_formats": OUTPUT_FORMATS,
+                    "default_output_format": "CoverageJSON",
+                    **({"within_units": list(edr.UNITS_KM)} if q == "radius" else {}),
+                },
+            }
+        }
+        for q in edr.QUERIES
+    }
+    return {
+        "id": product.id,
+        "title": product.title,
+        "description": product.summary,
+        "keywords": [product.theme],
+        "links": [{"href": base, "rel": "self", "type": "application/json"}],
+        "extent": extent,
+        "data_queries": queries,
+        "crs": [CRS84],
+        "output_formats": OUTPUT_FORMATS,
+        "parameter_names": {
+            v.name: {
+                "type": "Parameter",
+                "description": v.long_name or v.name,
+                "unit": {"symbol": v.units},
+                "observedProperty": {
+                    "id": v.standard_name or v.name,
+                    "label": v.long_name or v.name,
+                },
+            }
+            for v in version.variables
+        },
+    }
+
+
+@router.get("", openapi_extra=META, summary="EDR landing page")
+def landing(request: Request) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/") + "/edr"
+    return {
+        "title": "OceanMart EDR",
+        "description": "Ocean data products as OGC API - EDR collections.",
+        "links": [
+            {"href": base, "rel": "self", "type": "application/json"},
+            {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+            {
+                "href": str(request.base_url).rstrip("/") + "/openapi.json",
+                "rel": "service-desc",
+                "type": "application/vnd.oai.openapi+json;version=3.0",
+            },
+        ],
+    }
+
+
+@router.get("/conformance", openapi_extra=META)
+def conformance() -> dict[str, Any]:
+    return {"conformsTo": CONFORMANCE}
+
+
+@router.get("/collections", openapi_extra=META)
+def collections(
+    request: Request, _: CatalogReader, sessions: SessionsDep, viewer: ViewerDep
+) -> dict[str, Any]:
+    with sessions() as session:
+        products = list_products(session, viewer)
+    return {
+        "links": [{"href": str(request.url), "rel": "self", "type": "application/json"}],
+        "collections": [_collection(request, p) for p in products],
+    }
+
+
+@router.get("/collections/{product_id}", openapi_extra=META)
+def collection(request: Request, _: CatalogReader, product: ProductDep) -> dict[str, Any]:
+    return _collection(request, product)
+
+
+def _held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:
+    """Stream ``pieces``, keeping what ``stack`` holds (a heavy slot) until the end."""
+    with stack:
+        yield from pieces
+
+
+def _edr_error(exc: InvalidParameter) -> InvalidParameter:
+    """The same error, naming the EDR parameter the client wrote."""
+    name = PARAMETER.get(exc.parameter, exc.parameter)
+    return InvalidParameter(name, exc.detail.split(": ", 1)[-1])
+
+
+async def _query(
+    request: Request,
+    query: str,
+    gate: EntitledDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    limiter: LimiterDep,
+    fmt: str | None,
+    **params: Any,
+) -> Response:
+    try:
+        return await _answer(request, query, gate, settings, store, limiter, fmt, **params)
+    except InvalidParameter as exc:
+        raise _edr_error(exc) from None
+
+
+async def _answer(
+    request: Request,
+    query: str,
+    gate: EntitledDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    limiter: LimiterDep,
+    fmt: str | None,
+    **params: Any,
+) -> Response:
+    kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
+    if kind is None:
+        raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")
+    doc = edr.selection(query, **params)
+    selection = selection_from_json(doc)
+    # One POINT is one coverage (a series or a profile), not a collection of one.
+    single = query == "position" and len(doc["points"]) == 1
+    product, version = gate.product, gate.version.id
+    access_id = new_access_id()
+
+    def cut(cancel: threading.Event) -> tuple[Any, Any, ExitStack]:
+        stack = ExitStack()
+        try:
+            with watched(cancel):
+                selected, planned = engine.cut(
+                    store, product, selection, settings.max_request_bytes
+                )
+            if planned.bytes_to_read > settings.heavy_request_bytes:
+                stack.enter_context(limiter.heavy(gate.principal.key_id))
+            if single and "point" in selected.dims:
+                selected = selected.isel(point=0)
+            return selected, planned, stack
+        except BaseException:
+            stack.close()
+            raise
+
+    selected, planned, stack = await run_cancellable(request, cut)
+    headers = {"OceanMart-Access-Id": access_id, "OceanMart-Product-Version": version}
+    delivery = Delivery(
+        product_id=product.id,
+        version_id=version,
+        channel=Channel.EDR,
+        selection_hash=planned.subset_id,
+        cells=planned.cells,
+        bytes=planned.bytes,
+    )
+    if kind == "netcdf":
+        fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
+        os.close(fd)
+        tmp = Path(name)
+
+        def write(cancel: threading.Event) -> None:
+            with stack, watched(cancel):
+                engine.write_netcdf(
+                    selected, tmp, product_id=product.id, version_id=version, selection=selection,
+                    extra={"oceanmart_access_id": access_id},
+                )  # fmt: skip
+            gate.record(delivery, access_id)
+
+        try:
+            await run_cancellable(request, write)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return FileResponse(
+            tmp,
+            media_type=encode.MEDIA_TYPES["netcdf"],
+            filename=f"{product.id}_{query}.nc",
+            background=BackgroundTask(tmp.unlink, missing_ok=True),
+            headers=headers,
+        )
+    try:
+        if kind == "csv":
+            pieces = encode.csv_chunks(selected)
+        elif kind == "geojson":
+            pieces = iter([encode.geojson_points(selected)])
+        else:
+            pieces = encode.coveragejson_chunks(selected)
+        gate.record(delivery, access_id)
+    except BaseException:
+        stack.close()
+        raise
+    return StreamingResponse(
+        _held(pieces, stack), media_type=encode.MEDIA_TYPES[kind], headers=headers
+    )
+
+
+@router.get("/collections/{product_id}/position", openapi_extra=DATA)
+async def position(
+    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
+    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
+    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    method: Method = None,
+) -> Response:  # fmt: skip
+    """Values at a POINT (a time series, a profile) or at each point of a MULTIPOINT."""
+    return await _query(
+        request, "position", gate, settings, store, limiter, f, coords=coords, z=z,
+        datetime_=datetime, parameter_name=parameter_name, method=method,
+    )  # fmt: skip
+
+
+@router.get("/collections/{product_id}/area", openapi_extra=DATA)
+async def area(
+    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
+    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
+    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+) -> Response:  # fmt: skip
+    """Cells whose centre lies inside a POLYGON (others are missing values)."""
+    return await _query(
+        request, "area", gate, settings, store, limiter, f, coords=coords, z=z,
+        datetime_=datetime, parameter_name=parameter_name,
+    )  # fmt: skip
+
+
+@router.get("/collections/{product_id}/cube", openapi_extra=DATA)
+async def cube(
+    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
+    store: StoreDep, limiter: LimiterDep,
+    bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
+    z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+) -> Response:  # fmt: skip
+    """Every cell whose centre lies in a box (both ends included), over depth and time."""
+    return await _query(
+        request, "cube", gate, settings, store, limiter, f, bbox=bbox, z=z,
+        datetime_=datetime, parameter_name=parameter_name,
+    )  # fmt: skip
+
+
+@router.get("/collections/{product_id}/trajectory", openapi_extra=DATA)
+async def trajectory(
+    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
+    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
+    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    method: Method = None,
+) -> Response:  # fmt: skip
+    """Values along a ship track: `LINESTRING M (lon lat epoch_seconds, ...)` samples each
+    vertex at its own time; a plain `LINESTRING` samples the vertices over `datetime`."""
+    return await _query(
+        request, "trajectory", gate, settings, store, limiter, f, coords=coords, z=z,
+        datetime_=datetime, parameter_name=parameter_name, method=method,
+    )  # fmt: skip
+
+
+@router.get("/collections/{product_id}/radius", openapi_extra=DATA)
+async def radius(
+    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
+    store: StoreDep, limiter: LimiterDep, coords: Coords = None,
+    within: Annotated[str | None, Query(description="the radius")] = None,
+    within_units: Annotated[
+        str | None, Query(alias="within-units", description="km, m, mi or nm")
+    ] = None,
+    z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+) -> Response:  # fmt: skip
+    """Cells whose centre lies within a distance of a POINT."""
+    return await _query(
+        request, "radius", gate, settings, store, limiter, f, coords=coords, within=within,
+        within_units=within_units, z=z, datetime_=datetime, parameter_name=parameter_name,
+    )  # fmt: skip

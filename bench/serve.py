@@ -1,0 +1,293 @@
+"""Serving speed: OceanMart vs in-process xarray (the floor) vs xpublish + xpublish-edr
+(the peer), all on the same generated 365x720x1440 float32 product, in one run.
+
+- floor: xarray in this process on the published Zarr copies (opened once; the point
+  series from the series copy, maps from the map copy), no HTTP.
+- peer: xpublish 0.5 + xpublish-edr in its own uvicorn process serving the same two
+  copies (`/datasets/{map,series}/edr/...`); each case asks the copy OceanMart's planner
+  picks, so both read the same chunks.
+- oceanmart: `oceanmart serve` in its own process; every request authenticated,
+  entitlement-checked, planned, metered (an access record per response).
+
+Cases: a point time series (1 point x 365 steps, CSV) via EDR position; one global map
+step and a 10x10 degree box x 30 days (NetCDF) via EDR cube; `xr.open_zarr` over HTTP
+for a point series (open + read) against local `xr.open_zarr`; and requests/s of random
+point queries at concurrency 16 against the peer. Bytes read / bytes returned come from
+OceanMart's own plans (decoded bytes of the chunks touched / bytes of the values).
+
+Run: ``.venv/bin/pip install -e '.[bench]'`` then ``.venv/bin/python bench/serve.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PRODUCT = "bench-sst"
+
+PEER = """
+import sys, uvicorn, xarray as xr, xpublish
+from xpublish_edr import CfEdrPlugin
+ds = {c: xr.open_zarr(f"{sys.argv[1]}/{c}.zarr", zarr_format=3) for c in ("map", "series")}
+rest = xpublish.Rest(ds, plugins={"edr": CfEdrPlugin()})
+uvicorn.run(rest.app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def _generate() -> Callable[[Path, int], None]:
+    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generate: Callable[[Path, int], None] = module.generate
+    return generate
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def oceanmart(env: dict[str, str], *args: str) -> str:
+    r = subprocess.run([str(BIN / "oceanmart"), *args], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"oceanmart {' '.join(args)}: {r.stderr[-2000:]}")
+    return r.stdout
+
+
+def timings(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(p50, p95) in milliseconds; one warm-up call first."""
+    fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    out.sort()
+    return statistics.median(out), out[min(len(out) - 1, round(0.95 * (len(out) - 1)))]
+
+
+def rate(fn: Callable[[], object], total: int, concurrency: int) -> float:
+    """Requests per second of ``total`` calls spread over ``concurrency`` threads."""
+    left = [total]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            fn()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return total / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=365)
+    parser.add_argument("--requests", type=int, default=400, help="for the rate at concurrency 16")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="om-bench-serve-"))
+    env = {
+        **os.environ,
+        "OCEANMART_VAR_DIR": str(work / "var"),
+        "OCEANMART_LOG_LEVEL": "WARNING",
+        "OCEANMART_LOG_FORMAT": "json",
+        "OCEANMART_RATE_LIMIT_PER_S": "100000",
+        "OCEANMART_RATE_LIMIT_BURST": "100000",
+    }
+    src = work / "sst.nc"
+    print(f"[bench] generating {args.steps}x720x1440 float32", file=sys.stderr, flush=True)
+    _generate()(src, args.steps)
+    print("[bench] ingesting (both copies)", file=sys.stderr, flush=True)
+    oceanmart(env, "db", "upgrade")
+    oceanmart(env, "ingest", str(src), "--product", PRODUCT)
+    oceanmart(env, "accounts", "create", "bench", "--kind", "enterprise")
+    key = oceanmart(env, "keys", "create", "--account", "bench",
+                    "--scopes", "catalog:read,data:read").splitlines()[-1]  # fmt: skip
+    oceanmart(env, "entitlements", "grant", "--account", "bench", "--product", PRODUCT)
+    version = next(p for p in (work / "var" / "data" / "products" / PRODUCT).iterdir())
+
+    om_port, peer_port = free_port(), free_port()
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "oceanmart"), "serve", "--port", str(om_port)],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-c", PEER, str(version), str(peer_port)],
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    auth = {"Authorization": f"Bearer {key}"}
+    om_url, peer_url = f"http://127.0.0.1:{om_port}", f"http://127.0.0.1:{peer_port}"
+    rows: list[tuple[str, str, float, float, float, float, float, float]] = []
+    extra: list[str] = []
+    try:
+        wait(f"{om_url}/healthz")
+        wait(f"{peer_url}/datasets")
+        om = httpx.Client(base_url=om_url, headers=auth, timeout=300)
+        peer = httpx.Client(base_url=peer_url, timeout=300)
+        local = {c: xr.open_zarr(version / f"{c}.zarr", zarr_format=3, chunks=None)
+                 for c in ("map", "series")}  # fmt: skip
+        sst = {c: ds["sst"] for c, ds in local.items()}
+        times = local["map"]["time"].values
+        rnd = random.Random(7)
+
+        def point() -> tuple[float, float]:
+            return round(rnd.uniform(-179, 179), 3), round(rnd.uniform(-60, 60), 3)
+
+        def planned(selection: dict[str, Any]) -> dict[str, Any]:
+            r = om.post("/v1/plans", json={"product": PRODUCT, "selection": selection})
+            r.raise_for_status()
+            plan: dict[str, Any] = r.json()
+            return plan
+
+        # 1. point time series via EDR position, CSV
+        print("[bench] point series", file=sys.stderr, flush=True)
+        x, y = point()
+        plan = planned({"point": [x, y], "variables": ["sst"]})
+        copy = plan["copy"]
+
+        def floor_point() -> object:
+            a, b = point()
+            return sst[copy].sel(lon=a, lat=b, method="nearest").values
+
+        def om_point() -> object:
+            a, b = point()
+            q = {"coords": f"POINT({a} {b})", "parameter-name": "sst", "f": "CSV"}
+            return om.get(f"/edr/collections/{PRODUCT}/position", params=q).raise_for_status()
+
+        def peer_point() -> object:
+            a, b = point()
+            q = {"coords": f"POINT({a} {b})", "parameter-name": "sst", "f": "csv"}
+            return peer.get(f"/datasets/{copy}/edr/position", params=q).raise_for_status()
+
+        rows.append(("point series 365 steps (EDR, CSV)", copy,
+                     *timings(floor_point, args.repeat), *timings(om_point, args.repeat),
+                     *timings(peer_point, args.repeat)))  # fmt: skip
+        extra.append(f"point series: bytes read / bytes returned = "
+                     f"{plan['bytes_to_read']} / {plan['bytes']} = "
+                     f"{plan['bytes_to_read'] / plan['bytes']:.1f}")  # fmt: skip
+
+        # 2. one global map step via EDR cube, NetCDF
+        print("[bench] global map step", file=sys.stderr, flush=True)
+        day = str(times[len(times) // 2])[:10]
+        cube = {"bbox": "-180,-90,180,90", "datetime": day, "parameter-name": "sst"}
+        plan = planned({"bbox": [-180, -90, 180, 90], "datetime": day, "variables": ["sst"]})
+        copy = plan["copy"]
+        step = len(times) // 2
+        rows.append(("one global map step (EDR cube, NetCDF)", copy,
+                     *timings(lambda: sst[copy].isel(time=step).values, args.repeat),
+                     *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                                             params={**cube, "f": "NetCDF"}).raise_for_status(),
+                              args.repeat),
+                     *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                               params={**cube, "f": "nc"}).raise_for_status(),
+                              args.repeat)))  # fmt: skip
+        extra.append(f"global map: bytes read / bytes returned = {plan['bytes_to_read']} / "
+                     f"{plan['bytes']} = {plan['bytes_to_read'] / plan['bytes']:.2f}")  # fmt: skip
+
+        # 3. 10x10 degree box x 30 days via EDR cube, NetCDF
+        print("[bench] 10x10 box x 30 days", file=sys.stderr, flush=True)
+        first, last = str(times[100])[:10], str(times[129])[:10]
+        box = {"bbox": "120,10,130,20", "datetime": f"{first}/{last}", "parameter-name": "sst"}
+        plan = planned({"bbox": [120, 10, 130, 20], "datetime": f"{first}/{last}",
+                        "variables": ["sst"]})  # fmt: skip
+        copy = plan["copy"]
+        rows.append(("10x10 deg box x 30 days (cube, NetCDF)", copy,
+                     *timings(lambda: sst[copy].sel(lon=slice(120, 130), lat=slice(10, 20))
+                              .isel(time=slice(100, 130)).values, args.repeat),
+                     *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                                             params={**box, "f": "NetCDF"}).raise_for_status(),
+                              args.repeat),
+                     *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                               params={**box, "f": "nc"}).raise_for_status(),
+                              args.repeat)))  # fmt: skip
+
+        # 4. xr.open_zarr over HTTP (open + point series) vs local open_zarr
+        print("[bench] open_zarr over HTTP", file=sys.stderr, flush=True)
+        remote_url = f"{om_url}/zarr/products/{PRODUCT}/copies/series"
+
+        def zarr_local() -> object:
+            a, b = point()
+            ds = xr.open_zarr(version / "series.zarr", zarr_format=3)
+            return ds["sst"].sel(lon=a, lat=b, method="nearest").values
+
+        def zarr_http() -> object:
+            a, b = point()
+            ds = xr.open_zarr(remote_url, zarr_format=3, storage_options={"headers": auth})
+            return ds["sst"].sel(lon=a, lat=b, method="nearest").values
+
+        lp50, lp95 = timings(zarr_local, args.repeat)
+        hp50, hp95 = timings(zarr_http, args.repeat)
+        rows.append(("open_zarr + point series (Zarr/HTTP)", "series",
+                     lp50, lp95, hp50, hp95, float("nan"), float("nan")))  # fmt: skip
+
+        # 5. requests/s, random point queries, concurrency 16
+        print("[bench] requests/s at concurrency 16", file=sys.stderr, flush=True)
+        om_rps = rate(om_point, args.requests, 16)
+        peer_rps = rate(peer_point, args.requests, 16)
+        extra.append(
+            f"random point series at concurrency 16: oceanmart {om_rps:.1f} req/s, "
+            f"xpublish-edr {peer_rps:.1f} req/s, ratio {om_rps / peer_rps:.2f}"
+        )
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait()
+
+    print(f"\nServing a {args.steps}x720x1440 float32 product, p50/p95 ms of {args.repeat} "
+          f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus, load "
+          f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+    print(f"{'case':40} {'copy':6} {'floor p50/p95':>15} {'ours p50/p95':>15} "
+          f"{'peer p50/p95':>15} {'ours/floor':>10} {'peer/ours':>9}")  # fmt: skip
+    for name, copy, fp50, fp95, op50, op95, pp50, pp95 in rows:
+        peer_text = "-" if pp50 != pp50 else f"{pp50:.1f}/{pp95:.1f}"
+        speedup = "-" if pp50 != pp50 else f"{pp50 / op50:.1f}"
+        print(f"{name:40} {copy:6} {fp50:>7.1f}/{fp95:<7.1f} {op50:>7.1f}/{op95:<7.1f} "
+              f"{peer_text:>15} {op50 / fp50:>10.2f} {speedup:>9}")  # fmt: skip
+    for line in extra:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
