@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import (
     APIKeyHeader,
     APIKeyQuery,
@@ -37,7 +38,7 @@ from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
-from oceanmart.errors import AuthenticationRequired, InvalidKey
+from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParameter
 from oceanmart.settings import Settings
 from pricing.entitlements import EntitlementInfo, check_access, entitled_products
 from pricing.metering import AccessInfo, Delivery, record_access
@@ -209,13 +210,19 @@ class Entitled:
     def record(self, delivery: Delivery, access_id: str | None = None) -> AccessInfo:
         """Meter one delivery (before its first byte is sent); its id goes in the
         response's ``OceanMart-Access-Id`` header (and in a file's provenance, when the
-        caller made the id beforehand with ``new_access_id``)."""
+        caller made the id beforehand with ``new_access_id``). A delivery from another
+        product than the gate's (a run reading a climatology too) is checked and
+        charged against that product's own entitlement."""
         with transaction(self.sessions) as session:
+            entitlement = self.entitlement
+            if delivery.product_id != self.product.id:
+                other = get_product(session, delivery.product_id, version_id=delivery.version_id)
+                entitlement = entitle(session, self.principal, other)
             return record_access(
                 session,
                 account_id=self.principal.account_id,
                 key_id=self.principal.key_id,
-                entitlement_id=self.entitlement.id if self.entitlement else None,
+                entitlement_id=entitlement.id if entitlement else None,
                 delivery=delivery,
                 access_id=access_id,
             )
@@ -238,33 +245,50 @@ def entitle(session: Session, principal: Principal, product: ProductInfo) -> Ent
     return check_access(session, principal, product.id)
 
 
-def data_gate(
-    request: Request, principal: DataReader, sessions: SessionsDep, viewer: ViewerDep
+def _gate(
+    params: dict[str, Any],
+    principal: Principal,
+    sessions: sessionmaker[Session],
+    viewer: Viewer,
 ) -> Entitled:
-    """THE gate of every data route: key, `data:read` scope and an entitlement covering
-    what the route serves: a product (path parameter ``product_id``; a public product
-    needs no entitlement), a saved subset (``subset_id``) or the result of one of the
-    caller's jobs (``job_id``).
-
-    ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
-    """
-    params = request.path_params
     job = None
+    subset = None
     with sessions() as session:
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
-            subset = None
             product = get_product(session, job.product_id, viewer, job.version_id)
         elif "subset_id" in params:
             subset = get_subset(session, params["subset_id"], viewer)
             product = get_product(session, subset.product_id, viewer, subset.version_id)
         elif "product_id" in params:
-            subset = None
             product = get_product(session, params["product_id"], viewer)
         else:  # a setup mistake: caught by the gate test, never by a user
-            raise TypeError(f"data route {request.url.path} names neither product nor subset")
+            raise TypeError("a data route names neither a product, a subset nor a job")
         entitlement = entitle(session, principal, product)
     return Entitled(principal, product, entitlement, subset, sessions, job)
+
+
+async def data_gate(
+    request: Request, principal: DataReader, sessions: SessionsDep, viewer: ViewerDep
+) -> Entitled:
+    """THE gate of every data route: key, `data:read` scope and an entitlement covering
+    what the route serves: a product (path parameter ``product_id``, or the ``product``
+    of a component run's JSON body; a public product needs no entitlement), a saved
+    subset (``subset_id``) or the result of one of the caller's jobs (``job_id``).
+
+    ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
+    """
+    params: dict[str, Any] = dict(request.path_params)
+    if "component_id" in params:
+        try:
+            body = await request.json()  # Starlette keeps it for the route's own parsing
+        except ValueError:
+            raise InvalidParameter("body", "expected a JSON object") from None
+        product_id = body.get("product") if isinstance(body, dict) else None
+        if not isinstance(product_id, str) or not product_id:
+            raise InvalidParameter("product", "give the id of the product to run on")
+        params["product_id"] = product_id
+    return await run_in_threadpool(_gate, params, principal, sessions, viewer)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]

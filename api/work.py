@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 
 import anyio
 from fastapi import Request
@@ -33,3 +34,10 @@ async def run_cancellable[T](request: Request, work: Callable[[threading.Event],
     if failure is not None:
         raise failure
     return result
+
+
+def held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:
+    """Stream ``pieces``, keeping what ``stack`` holds (a heavy-request slot) until the
+    last piece is sent or the client goes away (lazy results compute while streaming)."""
+    with stack:
+        yield from pieces

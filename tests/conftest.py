@@ -179,6 +179,12 @@ def levitus(env: Env, levitus_file: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def coads(env: Env) -> str:
+    """The COADS monthly climatology (SST, winds...), ingested once per backend."""
+    return ingest_spec(env, ROOT / "ingest" / "specs" / "coads-climatology.yaml")
+
+
+@pytest.fixture(scope="session")
 def navy_winds(env: Env) -> str:
     """Monthly navy winds 1982-1992 (a time axis), ingested once per backend."""
     return ingest_spec(env, ROOT / "ingest" / "specs" / "navy-winds-monthly.yaml")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +28,7 @@ from api.deps import (
     StoreDep,
     ViewerDep,
 )
-from api.work import run_cancellable
+from api.work import held, run_cancellable
 from catalog import edr, encode
 from catalog import subset as engine
 from catalog.products import ProductInfo, list_products
@@ -168,12 +167,6 @@ def collection(request: Request, _: CatalogReader, product: ProductDep) -> dict[
     return _collection(request, product)
 
 
-def _held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:
-    """Stream ``pieces``, keeping what ``stack`` holds (a heavy slot) until the end."""
-    with stack:
-        yield from pieces
-
-
 def _edr_error(exc: InvalidParameter) -> InvalidParameter:
     """The same error, naming the EDR parameter the client wrote."""
     name = PARAMETER.get(exc.parameter, exc.parameter)
@@ -279,7 +272,7 @@ async def _answer(
         stack.close()
         raise
     return StreamingResponse(
-        _held(pieces, stack), media_type=encode.MEDIA_TYPES[kind], headers=headers
+        held(pieces, stack), media_type=encode.MEDIA_TYPES[kind], headers=headers
     )
 
 
