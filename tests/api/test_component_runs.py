@@ -138,8 +138,11 @@ def test_a_run_too_big_for_a_request_is_413_pointing_at_jobs(
         r = c.post(
             "/v1/components/temporal-aggregation/runs",
             headers={"Authorization": f"Bearer {key}"},
-            json={"product": NAVY, "parameters": {"variables": ["UWND"], "area": {"bbox": [0, 0, 60, 60]},
-                                                  "period": "year"}},
+            json={
+                "product": NAVY,
+                "parameters": {"variables": ["UWND"], "area": {"bbox": [0, 0, 60, 60]},
+                               "period": "year"},
+            },
         )  # fmt: skip
     assert r.status_code == 413, r.text
     assert {link["rel"] for link in r.json()["links"]} == {"quote", "job"}
