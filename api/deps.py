@@ -21,6 +21,7 @@ from fastapi.security import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.limits import KeyLimiter
+from catalog.compute import Source
 from catalog.job_runner import JobRunner
 from catalog.jobs import JobInfo, get_job
 from catalog.products import (
@@ -266,6 +267,32 @@ def _gate(
             raise TypeError("a data route names neither a product, a subset nor a job")
         entitlement = entitle(session, principal, product)
     return Entitled(principal, product, entitlement, subset, sessions, job)
+
+
+def run_source(
+    principal: Principal,
+    sessions: sessionmaker[Session],
+    store: DataStore,
+    gated: ProductInfo | None = None,
+) -> Source:
+    """Where a component run reads: ``gated`` (already through the gate) as it is, any
+    other product it names (a climatology) if the caller may see it and is entitled."""
+    viewer = OPERATOR if principal.has(Scope.ADMIN) else None
+
+    def product(product_id: str) -> ProductInfo:
+        if gated is not None and product_id == gated.id:
+            return gated
+        with sessions() as session:
+            seen = viewer or Viewer(private=entitled_products(session, principal.account_id))
+            other = get_product(session, product_id, seen)
+            entitle(session, principal, other)
+            return other
+
+    def area(area_id: str) -> SeaAreaInfo:
+        with sessions() as session:
+            return resolve_area(session, area_id)
+
+    return Source(store, product, area)
 
 
 async def data_gate(

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import jobs
 from catalog import subset as engine
-from catalog.products import get_product
-from catalog.sea_areas import resolve_area
-from catalog.selection import Selection, selection_from_json
+from catalog.compute import Source, execute, plan_run
+from catalog.encode import write_result_netcdf
+from catalog.products import ProductInfo, get_product
+from catalog.sea_areas import SeaAreaInfo, resolve_area
+from catalog.selection import selection_from_json
 from catalog.store import DataStore
 from catalog.work import watched
 from oceanmart.db import transaction
@@ -114,12 +117,25 @@ class JobRunner:
             with self._lock:
                 self._cancel.pop(job_id, None)
 
+    def _source(self, job: jobs.JobInfo) -> Source:
+        """Where a component job reads: its own product at the version it was planned
+        on, any other product (a climatology) at its current version."""
+
+        def product(product_id: str) -> ProductInfo:
+            with self.sessions() as session:
+                pinned = job.version_id if product_id == job.product_id else None
+                return get_product(session, product_id, version_id=pinned)
+
+        def area(area_id: str) -> SeaAreaInfo:
+            with self.sessions() as session:
+                return resolve_area(session, area_id)
+
+        return Source(self.store, product, area)
+
     def _execute(self, job_id: str, event: threading.Event) -> int:
         with self.sessions() as session:
             job = jobs.get_job(session, job_id)
             product = get_product(session, job.product_id, version_id=job.version_id)
-            selection = selection_from_json(job.request["selection"])
-            area = resolve_area(session, selection.sea_area) if selection.sea_area else None
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -134,24 +150,47 @@ class JobRunner:
                 jobs.set_progress(session, job_id, done / total)
 
         with watched(event, progress):
-            selected, _ = engine.cut(self.store, product, selection, self.max_job_bytes, area)
-            size = self._write(job, product.id, selected, selection)
+            call = job.request.get("component")
+            if call is not None:
+                source = self._source(job)
+                rp = plan_run(call["id"], call["parameters"], job.product_id, source)
+                result = execute(rp, source)
+                size = self._write(
+                    job, result.dataset, lambda path: write_result_netcdf(result, path)
+                )
+            else:
+                selection = selection_from_json(job.request["selection"])
+                with self.sessions() as session:
+                    area = resolve_area(session, selection.sea_area) if selection.sea_area else None
+                selected, _ = engine.cut(self.store, product, selection, self.max_job_bytes, area)
+
+                def netcdf(path: Path) -> None:
+                    engine.write_netcdf(
+                        selected,
+                        path,
+                        product_id=product.id,
+                        version_id=job.version_id,
+                        selection=selection,
+                        extra={"oceanmart_job": job.id, "oceanmart_subset": job.subset_id},
+                    )
+
+                size = self._write(job, selected, netcdf)
         with transaction(self.sessions) as session:
             if jobs.is_cancelled(session, job_id):
                 raise Cancelled("the job was cancelled")
             jobs.finish(session, job_id, self.result_location(job), size)
         return size
 
-    def _write(
-        self, job: jobs.JobInfo, product_id: str, selected: xr.Dataset, selection: Selection
-    ) -> int:
+    def _write(self, job: jobs.JobInfo, data: xr.Dataset, netcdf: Callable[[Path], None]) -> int:
+        """Write the result as the job asked (``netcdf`` writes the NetCDF file) under a
+        staging name, then publish its folder."""
         folder = self.store.location("jobs", job.id)
         staging = self.store.staging(f"job-{job.id}-{uuid.uuid4().hex[:8]}")
         if job.format == "zarr":
-            out = selected.copy()
+            out = data.copy()
             for var in out.variables.values():
                 var.encoding = {}
-            out.attrs.update({"oceanmart_product": product_id, "oceanmart_job": job.id})
+            out.attrs.update({"oceanmart_product": job.product_id, "oceanmart_job": job.id})
             out.to_zarr(
                 f"{staging}/{RESULT['zarr']}",
                 zarr_format=3,
@@ -164,14 +203,7 @@ class JobRunner:
             os.close(fd)
             tmp = Path(name)
             try:
-                engine.write_netcdf(
-                    selected,
-                    tmp,
-                    product_id=product_id,
-                    version_id=job.version_id,
-                    selection=selection,
-                    extra={"oceanmart_job": job.id, "oceanmart_subset": job.subset_id},
-                )
+                netcdf(tmp)
                 self.store.fs.put_file(str(tmp), f"{staging}/{RESULT['netcdf']}")
             finally:
                 tmp.unlink(missing_ok=True)

@@ -69,6 +69,12 @@ class JobInfo:
     def format(self) -> str:
         return str(self.request.get("format", "netcdf"))
 
+    @property
+    def reads(self) -> list[dict[str, Any]]:
+        """What the job reads: one entry per product version (a component may read two)."""
+        reads: list[dict[str, Any]] = self.plan.get("reads") or [self.plan]
+        return reads
+
 
 def _info(row: Job) -> JobInfo:
     return JobInfo(
@@ -83,19 +89,23 @@ def submit(
     *,
     account_id: int,
     key_id: str,
-    plan: Any,
+    product_id: str,
+    version_id: str,
+    subset_id: str,
+    plan: dict[str, Any],
     request: dict[str, Any],
 ) -> JobInfo:
-    """Queue a planned job (``plan``: a planner Plan)."""
+    """Queue a planned job: a selection (``request["selection"]``) or a component run
+    (``request["component"]``) of one product version; ``plan`` is its plan as JSON."""
     row = Job(
         id="job_" + secrets.token_hex(12),
         account_id=account_id,
         key_id=key_id,
-        product_id=plan.product_id,
-        version_id=plan.version_id,
-        subset_id=plan.subset_id,
+        product_id=product_id,
+        version_id=version_id,
+        subset_id=subset_id,
         request=request,
-        plan={k: v for k, v in plan.as_dict().items() if k != "selection"},
+        plan=plan,
         status="queued",
         progress=0.0,
         created_at=utcnow(),

@@ -11,13 +11,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, entitle
+from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, run_source
 from api.work import held, run_cancellable
 from catalog import encode
 from catalog.components import get_component, list_components
-from catalog.compute import ComponentResult, RunPlan, Source, execute, plan_run
-from catalog.products import ProductInfo, get_product
-from catalog.sea_areas import SeaAreaInfo, resolve_area
+from catalog.compute import ComponentResult, RunPlan, execute, plan_run
 from catalog.subset import check_limit
 from catalog.work import watched
 from oceanmart.errors import InvalidParameter
@@ -50,25 +48,6 @@ def component(component_id: str) -> dict[str, Any]:
     return get_component(component_id).as_dict()
 
 
-def _source(gate: EntitledDep, store: StoreDep) -> Source:
-    """Where a run reads: the gate's product, and any other product the run names (a
-    climatology) if the caller may see it and is entitled to it."""
-
-    def product(product_id: str) -> ProductInfo:
-        if product_id == gate.product.id:
-            return gate.product
-        with gate.sessions() as session:
-            other = get_product(session, product_id)
-            entitle(session, gate.principal, other)
-            return other
-
-    def area(area_id: str) -> SeaAreaInfo:
-        with gate.sessions() as session:
-            return resolve_area(session, area_id)
-
-    return Source(store, product, area)
-
-
 @router.post(
     "/{component_id}/runs",
     openapi_extra={"x-oceanmart-data": True},
@@ -85,7 +64,7 @@ async def run(
 ) -> Response:
     """Run a component on the product's current version while the client waits; a run
     that would read more than the per-request limit is a 413 (submit it as a job)."""
-    source = _source(gate, store)
+    source = run_source(gate.principal, gate.sessions, store, gate.product)
 
     def work(cancel: threading.Event) -> tuple[RunPlan, ComponentResult, ExitStack]:
         rp = plan_run(component_id, body.parameters, gate.product.id, source)

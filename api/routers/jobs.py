@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,15 +18,18 @@ from api.deps import (
     ViewerDep,
     ZarrDep,
     entitle,
+    run_source,
 )
+from api.schemas import ComponentCall
 from catalog import jobs
+from catalog.compute import plan_run
 from catalog.planner import plan
 from catalog.products import get_product, record_subset
 from catalog.sea_areas import resolve_area
 from catalog.selection import canonical, selection_from_json
 from catalog.subset import check_limit
 from oceanmart.db import transaction
-from oceanmart.errors import NotFound
+from oceanmart.errors import InvalidParameter, NotFound
 from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery
 
@@ -37,6 +41,9 @@ class JobIn(BaseModel):
     product: str = Field(max_length=64, examples=["levitus-climatology"])
     selection: dict[str, Any] = Field(
         default_factory=dict, examples=[{"bbox": [100, -40, 180, 40], "variables": ["TEMP"]}]
+    )
+    component: ComponentCall | None = Field(
+        default=None, description="a processing component to run instead of a plain cut"
     )
     format: Literal["netcdf", "zarr"] = "netcdf"
 
@@ -54,6 +61,7 @@ def _out(job: jobs.JobInfo) -> dict[str, Any]:
         "subset_id": job.subset_id,
         "format": job.format,
         "selection": job.request.get("selection"),
+        "component": job.request.get("component"),
         "plan": job.plan,
         "result_bytes": job.result_bytes,
         "error": job.error,
@@ -75,27 +83,54 @@ def submit(
     viewer: ViewerDep,
     runner: JobsDep,
 ) -> dict[str, Any]:
-    """Plan and queue a selection; 202 with the job (follow `Location`). The entitlement
-    is checked now and again when the result is read."""
+    """Plan and queue a selection or a component run; 202 with the job (follow
+    `Location`). Entitlements are checked now and again when the result is read."""
     settings: Settings = request.app.state.settings
-    selection = selection_from_json(body.selection)
-    with sessions() as session:
-        product = get_product(session, body.product, viewer)
-        entitle(session, principal, product)
-        area = resolve_area(session, selection.sea_area) if selection.sea_area else None
-    assert product.version is not None
-    planned = plan(
-        product, store.open_version(product.version.store_path, dask=False), selection, area
-    )
-    check_limit(planned, settings.max_job_bytes)
+    if body.component is not None:
+        if body.selection:
+            raise InvalidParameter(
+                "selection", "a component job takes its area from its parameters"
+            )
+        source = run_source(principal, sessions, store)
+        rp = plan_run(body.component.id, body.component.parameters, body.product, source)
+        check_limit(
+            replace(rp.reads[0].plan, cells=rp.cells, bytes=rp.bytes), settings.max_job_bytes
+        )
+        first = rp.reads[0].plan
+        planned_json = rp.as_dict()
+        job_request: dict[str, Any] = {
+            "component": {
+                "id": body.component.id,
+                "parameters": rp.parameters.model_dump(mode="json"),
+            },
+            "format": body.format,
+        }
+        plans = [r.plan for r in rp.reads]
+    else:
+        selection = selection_from_json(body.selection)
+        with sessions() as session:
+            product = get_product(session, body.product, viewer)
+            entitle(session, principal, product)
+            area = resolve_area(session, selection.sea_area) if selection.sea_area else None
+        assert product.version is not None
+        ds = store.open_version(product.version.store_path, dask=False)
+        first = plan(product, ds, selection, area)
+        check_limit(first, settings.max_job_bytes)
+        planned_json = {k: v for k, v in first.as_dict().items() if k != "selection"}
+        job_request = {"selection": canonical(selection), "format": body.format}
+        plans = [first]
     with transaction(sessions) as session:
-        record_subset(session, planned)
+        for p in plans:
+            record_subset(session, p)
         job = jobs.submit(
             session,
             account_id=principal.account_id,
             key_id=principal.key_id,
-            plan=planned,
-            request={"selection": canonical(selection), "format": body.format},
+            product_id=first.product_id,
+            version_id=first.version_id,
+            subset_id=first.subset_id,
+            plan=planned_json,
+            request=job_request,
         )
     runner.enqueue(job.id)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
@@ -141,18 +176,24 @@ def results(job_id: str, gate: EntitledDep, runner: JobsDep, stores: ZarrDep) ->
             extensions={"job": job.id, "status": job.status},
         )
     location = runner.result_location(job)
-    access = gate.record(
-        Delivery(
-            product_id=job.product_id,
-            version_id=job.version_id,
-            channel=Channel.JOB,
-            selection_hash=job.subset_id,
-            cells=int(job.plan["cells"]),
-            bytes=int(job.result_bytes or 0),
-            subset_id=job.subset_id,
+    accesses = [
+        gate.record(
+            Delivery(
+                product_id=read["product"],
+                version_id=read["version"],
+                channel=Channel.JOB,
+                selection_hash=read["subset_id"],
+                cells=int(read["cells"]),
+                bytes=int(read["bytes"]),
+                subset_id=read["subset_id"],
+            )
         )
-    )
-    headers = {"OceanMart-Access-Id": access.id, "OceanMart-Product-Version": job.version_id}
+        for read in job.reads
+    ]
+    headers = {
+        "OceanMart-Access-Id": ", ".join(a.id for a in accesses),
+        "OceanMart-Product-Version": job.version_id,
+    }
     name = f"{job.product_id}_{job.version_id}_{job.id}"
     if job.format == "zarr":
         headers["Content-Disposition"] = f'attachment; filename="{name}.zarr.zip"'

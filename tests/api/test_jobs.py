@@ -143,11 +143,15 @@ def test_a_job_left_running_by_a_dead_process_runs_again(server: Server, levitus
         assert product.version is not None
         ds = server.env.store.open_version(product.version.store_path, dask=False)
         acc = get_account(s, name)
+        planned = plan(product, ds, selection)
         job = jobs.submit(
             s,
             account_id=acc.id,
             key_id="deadbeef",
-            plan=plan(product, ds, selection),
+            product_id=planned.product_id,
+            version_id=planned.version_id,
+            subset_id=planned.subset_id,
+            plan=planned.as_dict(),
             request={"selection": canonical(selection), "format": "netcdf"},
         )
         assert jobs.claim(s, job.id)  # a process took it, then died
@@ -155,3 +159,45 @@ def test_a_job_left_running_by_a_dead_process_runs_again(server: Server, levitus
     with running(server.env.settings, app) as url, httpx.Client(base_url=url) as c:
         c.headers["Authorization"] = f"Bearer {key}"
         assert _wait(c, job.id, ("succeeded", "failed"))["status"] == "succeeded"
+
+
+def test_a_component_job_equals_the_direct_run(
+    server: Server, navy_winds: str, tmp_path: Path
+) -> None:
+    name = unique("cjob")
+    with transaction(server.env.sessions) as s:
+        create_account(s, name, "enterprise")
+        grant(s, name, "navy-winds-monthly", granted_by="test")
+        key = create_key(s, name, "catalog:read,data:read")[1]
+    call = {
+        "id": "temporal-aggregation",
+        "parameters": {"variables": ["UWND"], "area": {"bbox": [100, -20, 180, 20]},
+                       "period": "year", "statistic": "mean"},
+    }  # fmt: skip
+    with server.client(key) as c:
+        r = c.post("/v1/jobs", json={"product": "navy-winds-monthly", "component": call})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["component"]["id"] == "temporal-aggregation"
+        assert _wait(c, job["id"], ("succeeded", "failed"))["status"] == "succeeded"
+        result = c.get(f"/v1/jobs/{job['id']}/results")
+        direct = c.post(
+            "/v1/components/temporal-aggregation/runs",
+            json={"product": "navy-winds-monthly", "parameters": call["parameters"],
+                  "format": "netcdf"},
+        )  # fmt: skip
+        both = c.post(
+            "/v1/jobs",
+            json={
+                "product": "navy-winds-monthly",
+                "component": call,
+                "selection": {"bbox": [0, 0, 1, 1]},
+            },
+        )
+    assert both.status_code == 400 and both.json()["parameter"] == "selection"
+    assert result.status_code == 200 and direct.status_code == 200, direct.text
+    (tmp_path / "j.nc").write_bytes(result.content)
+    (tmp_path / "d.nc").write_bytes(direct.content)
+    a, b = xr.open_dataset(tmp_path / "j.nc"), xr.open_dataset(tmp_path / "d.nc")
+    assert a.UWND.sizes["time"] == 11  # 1982-1992
+    np.testing.assert_array_equal(a.UWND.values, b.UWND.values)
