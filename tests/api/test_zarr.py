@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 
@@ -93,3 +95,29 @@ def _chunk_file(server: Server, copy: str, key: str) -> bytes:
         server.env.store.location(_version_path(server), f"{copy}.zarr", key)
     )
     return data
+
+
+def test_a_box_read_over_http_equals_ncks(server: Server, levitus: str, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.catalog.test_subset_reference import _as_ours
+    from tests.conftest import require_tool
+
+    ncks = require_tool("ncks")
+    src = server.env.settings.corpus_dir / "ferret-datasets" / "levitus_climatology.cdf"
+    ref = tmp_path / "ref.nc"
+    subprocess.run(
+        [ncks, "-O", "-v", "TEMP", "-d", "XAXLEVITR,110.,150.", "-d", "YAXLEVITR,-40.,-10.",
+         "-d", "ZAXLEVITR,0.,300.", str(src), str(ref)],
+        check=True,
+    )  # fmt: skip
+    want = _as_ours(xr.open_dataset(ref).load())["TEMP"]
+    remote = xr.open_zarr(
+        f"{server.url}/zarr/products/{PRODUCT}",
+        storage_options={"headers": {"Authorization": f"Bearer {_buyer(server)}"}},
+        zarr_format=3,
+    )
+    got = remote["TEMP"].sel(longitude=slice(110, 150), latitude=slice(-40, -10),
+                             depth=slice(0, 300)).load()  # fmt: skip
+    assert got.shape == want.transpose(*got.dims).shape and got.size > 1000
+    np.testing.assert_array_equal(got.values, want.transpose(*got.dims).values)
