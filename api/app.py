@@ -11,18 +11,24 @@ from api.middleware import AccessLog
 from api.routers import (
     accounts,
     components,
+    credits,
     entitlements,
     health,
     plans,
+    pricebooks,
     products,
+    quotes,
+    reports,
     sea_areas,
     stac,
+    webhooks,
     zarr,
 )
 from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
+from pricing.checkout import payments_from_settings
 
 DESCRIPTION = """
 OceanMart serves ocean, weather and sea-area data products.
@@ -46,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.store = DataStore.from_settings(settings)
     app.state.zarr = ZarrStores(app.state.store)
+    app.state.payments = payments_from_settings(settings)
     errors.install(app)
     for router in (
         health.router,
@@ -57,6 +64,11 @@ def create_app(settings: Settings) -> FastAPI:
         components.router,
         sea_areas.router,
         zarr.router,
+        quotes.router,
+        webhooks.router,
+        credits.router,
+        pricebooks.router,
+        reports.router,
     ):
         app.include_router(router)
     app.add_middleware(AccessLog)

@@ -35,6 +35,7 @@ from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey
 from oceanmart.settings import Settings
+from pricing.checkout import Payments
 from pricing.entitlements import EntitlementInfo, check_access, entitled_products
 from pricing.metering import AccessInfo, Delivery, record_access
 
@@ -72,6 +73,11 @@ def _store(request: Request) -> DataStore:
     return store
 
 
+def _payments(request: Request) -> Payments:
+    payments: Payments = request.app.state.payments
+    return payments
+
+
 def _zarr(request: Request) -> ZarrStores:
     stores: ZarrStores = request.app.state.zarr
     return stores
@@ -81,6 +87,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
+PaymentsDep = Annotated[Payments, Depends(_payments)]
 
 
 def _maybe_principal(
@@ -143,6 +150,7 @@ def require(scope: Scope) -> Callable[[Principal], Principal]:
 CatalogReader = Annotated[Principal, Depends(require(Scope.CATALOG_READ))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
+OrderWriter = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]
 
 
 def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
@@ -220,7 +228,11 @@ def data_gate(
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError(f"data route {request.url.path} names neither product nor subset")
         entitlement = (
-            None if product.visibility == "public" else check_access(session, principal, product.id)
+            None
+            if product.visibility == "public"
+            else check_access(
+                session, principal, product.id, subset_id=subset.id if subset else None
+            )
         )
     return Entitled(principal, product, entitlement, subset, sessions)
 

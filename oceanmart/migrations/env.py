@@ -7,9 +7,13 @@ from alembic import context
 # Every package's tables, so autogenerate and the schema check see the whole model.
 import catalog.models
 import catalog.sea_areas  # noqa: F401
-import oceanmart.accounts  # noqa: F401
+import pricing.books
+import pricing.credits
 import pricing.entitlements
-import pricing.metering  # noqa: F401
+import pricing.metering
+import pricing.orders
+import pricing.quotes
+import pricing.stripe_payments  # noqa: F401
 from oceanmart.db import Base
 
 metadata = Base.metadata
