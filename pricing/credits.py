@@ -21,7 +21,6 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
-    Integer,
     String,
     func,
     select,
@@ -295,7 +294,7 @@ def check_journal(session: Session) -> JournalCheck:
         )
     }
     mismatched = []
-    names = dict(session.execute(select(Account.id, Account.name)).tuples())
+    names = {i: n for i, n in session.execute(select(Account.id, Account.name))}
     seen = set()
     for row in session.scalars(select(CreditBalance)):
         key = (customer_account(row.account_id), row.currency)
@@ -309,6 +308,3 @@ def check_journal(session: Session) -> JournalCheck:
             mismatched.append((acc, cur, 0, total))
     return JournalCheck(int(entries), sorted(unbalanced), mismatched)
 
-
-# Kept for the CLI and the console: the account id column type of balances.
-_ = Integer

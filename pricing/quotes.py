@@ -301,6 +301,7 @@ def create_quote(
 ) -> dict[str, Any]:
     """Plan, price, sign and store a quote in the caller's transaction; returns its JSON."""
     now = (now or utcnow()).replace(microsecond=0)
+    get_product(session, req.product, viewer)  # an unknown or hidden product is a 404 first
     book = current_book(session, req.product)
     _check_offer(session, req, book, principal, now)
     customer = customer_for(session, principal, req.product, now)

@@ -125,7 +125,7 @@ def revenue(
     if product_id is not None:
         stmt = stmt.where(Order.product_id == product_id)
     acc: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for order, account, theme in session.execute(stmt).tuples():
+    for order, account, theme in session.execute(stmt):
         key = (account, order.product_id, theme, order.provider, order.currency)
         share = order.provider_share or 0
         if order.fulfilled_at is not None and lo <= order.fulfilled_at < hi:

@@ -178,7 +178,7 @@ class StripeGateway(PaymentGateway):
             row = session.get(StripeEvent, event["id"])
             assert row is not None
             row.outcome, row.order_id = outcome[:200], order_id
-        log.info("stripe.event", event=event["id"], type=event["type"], outcome=outcome)
+        log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome)
         return outcome
 
     def _dispatch(
@@ -274,9 +274,10 @@ def _record(session: Session, event: dict[str, Any], now: datetime) -> bool:
             outcome="",
         )
         .on_conflict_do_nothing(index_elements=["id"])
+        .returning(StripeEvent.id)
     )
-    result = session.execute(stmt)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING.
+    return session.execute(stmt).scalar() is not None
 
 
 def event_summary(payload: bytes) -> str:
