@@ -140,6 +140,32 @@ class PriceRules(_Rule):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
+# The demo's book (also the README's example): every kind of rule, modest numbers.
+EXAMPLE_RULES: dict[str, Any] = {
+    "currency": "CNY",
+    "base_fee": 200,
+    "rate_per_million_cells": 100,
+    "volume_tiers": [
+        {"from_cells": 10_000_000, "discount_pct": 10},
+        {"from_cells": 100_000_000, "discount_pct": 25},
+    ],
+    "stride_discounts": [{"axis": "space", "min_stride": 2, "discount_pct": 10}],
+    "resolution_discounts": [{"min_step_deg": "2", "discount_pct": 20}],
+    "licenses": {
+        "research": {"multiplier": "0.5", "free_tier_cells_per_month": 5_000_000},
+        "government": {"multiplier": "0.8"},
+    },
+    "customer_tiers": {"gold": 10, "silver": 5},
+    "monthly_free_cells": 100_000,
+    "minimum_charge": 100,
+    "components": {"*": {"per_run": 100, "per_million_units": 50}},
+    "subscription": {"monthly_fee": 9900, "cells_per_month": 50_000_000},
+    "download_days": 30,
+    "quote_ttl_minutes": 60,
+    "provider_share_pct": 70,
+}
+
+
 def parse_rules(doc: dict[str, Any]) -> PriceRules:
     """Validate a rules document; a bad one is a 400 naming the field at fault."""
     try:

@@ -294,7 +294,7 @@ def check_journal(session: Session) -> JournalCheck:
         )
     }
     mismatched = []
-    names = {i: n for i, n in session.execute(select(Account.id, Account.name))}
+    names = {row.id: row.name for row in session.execute(select(Account.id, Account.name))}
     seen = set()
     for row in session.scalars(select(CreditBalance)):
         key = (customer_account(row.account_id), row.currency)
@@ -307,4 +307,3 @@ def check_journal(session: Session) -> JournalCheck:
         if (acc, cur) not in seen and total != 0:
             mismatched.append((acc, cur, 0, total))
     return JournalCheck(int(entries), sorted(unbalanced), mismatched)
-

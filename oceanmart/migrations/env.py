@@ -7,6 +7,8 @@ from alembic import context
 # Every package's tables, so autogenerate and the schema check see the whole model.
 import catalog.models
 import catalog.sea_areas  # noqa: F401
+import oceanmart.accounts
+import oceanmart.web_sessions  # noqa: F401
 import pricing.books
 import pricing.credits
 import pricing.entitlements

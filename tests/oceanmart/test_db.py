@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import catalog.models  # noqa: F401
-import oceanmart.web_sessions
+import oceanmart.web_sessions  # noqa: F401
 import pricing.books
 import pricing.credits
 import pricing.entitlements
