@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import oceanmart
 from api import errors
@@ -11,6 +12,7 @@ from api.middleware import AccessLog
 from api.routers import (
     accounts,
     components,
+    console,
     credits,
     entitlements,
     health,
@@ -69,8 +71,10 @@ def create_app(settings: Settings) -> FastAPI:
         credits.router,
         pricebooks.router,
         reports.router,
+        console.router,
     ):
         app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=console.CONSOLE_DIR / "static"), "console")
     app.add_middleware(AccessLog)
     # Outermost, so the access log and problem bodies see the request id.
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")

@@ -35,6 +35,7 @@ from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey
 from oceanmart.settings import Settings
+from oceanmart.web_sessions import WebUser, check_csrf, check_session
 from pricing.checkout import Payments
 from pricing.entitlements import EntitlementInfo, check_access, entitled_products
 from pricing.metering import AccessInfo, Delivery, record_access
@@ -238,3 +239,34 @@ def data_gate(
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]
+
+
+CONSOLE_COOKIE = "om_console"
+
+
+def _console_user(request: Request, sessions: SessionsDep) -> WebUser:
+    """The admin signed in to the console (its session cookie, re-checked with its key on
+    every request). A page asked for without a session redirects to the sign-in page."""
+    try:
+        with transaction(sessions) as session:
+            return check_session(session, request.cookies.get(CONSOLE_COOKIE))
+    except InvalidKey:
+        if request.method in ("GET", "HEAD"):
+            raise HTTPException(
+                303, "sign in first", headers={"Location": "/console/login"}
+            ) from None
+        raise
+
+
+ConsoleUser = Annotated[WebUser, Depends(_console_user)]
+
+
+async def _console_form(request: Request, user: ConsoleUser) -> dict[str, str]:
+    """A console form's fields, after its CSRF token was checked against the session."""
+    form = await request.form()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    check_csrf(user, fields.get("csrf"))
+    return fields
+
+
+ConsoleForm = Annotated[dict[str, str], Depends(_console_form)]

@@ -249,11 +249,50 @@ def build_body(
 
 
 @dataclass(frozen=True, slots=True)
+class Planned:
+    """A request planned (metadata only) and turned into what the engine prices."""
+
+    product: ProductInfo
+    plan: Plan
+    component: dict[str, Any] | None
+    ask: Ask
+
+
+@dataclass(frozen=True, slots=True)
 class PricedRequest:
     product: ProductInfo
     plan: Plan
     component: dict[str, Any] | None
     priced: Priced
+
+
+def plan_request(session: Session, store: DataStore, viewer: Viewer, req: QuoteRequest) -> Planned:
+    """Plan ``req`` from metadata and collect the facts the engine prices."""
+    selection = selection_from_json(dict(req.selection))
+    product = get_product(session, req.product, viewer)
+    area = resolve_area(session, selection.sea_area) if selection.sea_area else None
+    assert product.version is not None
+    ds = store.open_version(product.version.store_path, dask=False)
+    planned = plan(product, ds, selection, area)
+    component, use = _component(req.component, planned)
+    ask = Ask(
+        offer=req.offer,
+        cells=planned.cells,
+        bytes=planned.bytes,
+        cells_by_variable=cells_by_variable(planned, product),
+        space_stride=selection.stride[0],
+        time_stride=selection.stride[1],
+        grid_step_deg=grid_step(product),
+        time_span_days=time_span_days(product, selection),
+        component=use,
+    )
+    return Planned(product, planned, component, ask)
+
+
+def price_planned(done: Planned, rules: PriceRules, customer: Customer, now: datetime) -> Priced:
+    if done.ask.offer is Offer.SUBSCRIPTION and rules.subscription is None:
+        raise InvalidParameter("offer", f"product {done.product.id!r} has no subscription offer")
+    return price(done.ask, rules, customer, now)
 
 
 def price_request(
@@ -266,27 +305,9 @@ def price_request(
     now: datetime,
 ) -> PricedRequest:
     """Plan ``req`` (metadata only) and price it under ``rules`` for ``customer``."""
-    selection = selection_from_json(dict(req.selection))
-    product = get_product(session, req.product, viewer)
-    area = resolve_area(session, selection.sea_area) if selection.sea_area else None
-    assert product.version is not None
-    ds = store.open_version(product.version.store_path, dask=False)
-    planned = plan(product, ds, selection, area)
-    component, use = _component(req.component, planned)
-    if req.offer is Offer.SUBSCRIPTION and rules.subscription is None:
-        raise InvalidParameter("offer", f"product {product.id!r} has no subscription offer")
-    ask = Ask(
-        offer=req.offer,
-        cells=planned.cells,
-        bytes=planned.bytes,
-        cells_by_variable=cells_by_variable(planned, product),
-        space_stride=selection.stride[0],
-        time_stride=selection.stride[1],
-        grid_step_deg=grid_step(product),
-        time_span_days=time_span_days(product, selection),
-        component=use,
-    )
-    return PricedRequest(product, planned, component, price(ask, rules, customer, now))
+    done = plan_request(session, store, viewer, req)
+    priced = price_planned(done, rules, customer, now)
+    return PricedRequest(done.product, done.plan, done.component, priced)
 
 
 def create_quote(
