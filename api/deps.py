@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -59,27 +59,27 @@ _query = APIKeyQuery(
 )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
+async def _sessions(request: Request) -> sessionmaker[Session]:
     sessions: sessionmaker[Session] = request.app.state.sessions
     return sessions
 
 
-def _store(request: Request) -> DataStore:
+async def _store(request: Request) -> DataStore:
     store: DataStore = request.app.state.store
     return store
 
 
-def _payments(request: Request) -> Payments:
+async def _payments(request: Request) -> Payments:
     payments: Payments = request.app.state.payments
     return payments
 
 
-def _zarr(request: Request) -> ZarrStores:
+async def _zarr(request: Request) -> ZarrStores:
     stores: ZarrStores = request.app.state.zarr
     return stores
 
@@ -125,7 +125,7 @@ def _maybe_principal(
 MaybePrincipalDep = Annotated[Principal | None, Depends(_maybe_principal)]
 
 
-def _principal(principal: MaybePrincipalDep) -> Principal:
+async def _principal(principal: MaybePrincipalDep) -> Principal:
     if principal is None:
         raise AuthenticationRequired(
             "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
@@ -137,10 +137,10 @@ def _principal(principal: MaybePrincipalDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def require(scope: Scope) -> Callable[[Principal], Principal]:
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that authenticates and checks one scope."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         principal.require(scope)
         return principal
 

@@ -215,26 +215,37 @@ def _info(row: PriceBook) -> BookInfo:
     )
 
 
+# Price-book rows never change (a save appends a version), so each is parsed once per
+# process: quoting reads only the id of the newest version.
+_BOOKS: dict[int, BookInfo] = {}
+
+
 def current_book(session: Session, product_id: str) -> BookInfo:
     """The product's newest price book; a product without one is not for sale."""
-    row = session.scalar(
-        select(PriceBook)
+    book_id = session.scalar(
+        select(PriceBook.id)
         .where(PriceBook.product_id == product_id)
         .order_by(PriceBook.version.desc())
         .limit(1)
     )
-    if row is None:
+    if book_id is None:
         raise NotForSale(
             f"product {product_id!r} has no price book yet", extensions={"product": product_id}
         )
-    return _info(row)
+    return get_book(session, book_id)
 
 
 def get_book(session: Session, book_id: int) -> BookInfo:
+    cached = _BOOKS.get(book_id)
+    if cached is not None:
+        return cached
     row = session.get(PriceBook, book_id)
     if row is None:
         raise NotFound(f"no price book {book_id}")
-    return _info(row)
+    if len(_BOOKS) > 1024:
+        _BOOKS.clear()
+    info = _BOOKS[book_id] = _info(row)
+    return info
 
 
 def list_books(session: Session, product_id: str) -> list[BookInfo]:

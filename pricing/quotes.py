@@ -17,10 +17,11 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, func, select
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, func, insert, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
+from catalog.models import Product
 from catalog.planner import Plan, plan
 from catalog.products import ProductInfo, Viewer, get_product, record_subset
 from catalog.sea_areas import resolve_area
@@ -152,13 +153,18 @@ def time_span_days(product: ProductInfo, sel: Selection) -> Fraction | None:
 
 
 def customer_for(
-    session: Session, principal: Principal, product_id: str, now: datetime
+    session: Session, principal: Principal, product_id: str, rules: PriceRules, now: datetime
 ) -> Customer:
+    """What the engine needs to know of the buyer (queries only what ``rules`` use)."""
     return Customer(
         account=principal.account_name,
         license=License.for_account_kind(principal.account_kind.value),
-        tier=tier_of(session, principal.account_id),
-        free_cells_used=free_cells_used(session, principal.account_id, product_id, now),
+        tier=tier_of(session, principal.account_id) if rules.customer_tiers else None,
+        free_cells_used=(
+            free_cells_used(session, principal.account_id, product_id, now)
+            if rules.monthly_free_cells
+            else 0
+        ),
     )
 
 
@@ -266,10 +272,39 @@ class PricedRequest:
     priced: Priced
 
 
+# Product versions are immutable, so a product's catalog view only changes with its row
+# (a new current version, an edit): keep the view per (id, version, updated_at) and read
+# just those three columns per quote instead of the product, version and variable rows.
+_PRODUCTS: dict[tuple[str, str, datetime], ProductInfo] = {}
+
+
+def product_for_quote(session: Session, product_id: str, viewer: Viewer) -> ProductInfo:
+    """The product as ``catalog.products.get_product`` gives it, cached by its row's state."""
+    row = session.execute(
+        select(Product.current_version_id, Product.visibility, Product.updated_at).where(
+            Product.id == product_id
+        )
+    ).first()
+    if row is None or row.current_version_id is None or not viewer.sees(product_id, row.visibility):
+        return get_product(session, product_id, viewer)  # raises the catalog's NotFound
+    key = (product_id, row.current_version_id, row.updated_at)
+    info = _PRODUCTS.get(key)
+    if info is None:
+        if len(_PRODUCTS) > 256:
+            _PRODUCTS.clear()
+        info = _PRODUCTS[key] = get_product(session, product_id, viewer)
+    return info
+
+
 def plan_request(session: Session, store: DataStore, viewer: Viewer, req: QuoteRequest) -> Planned:
     """Plan ``req`` from metadata and collect the facts the engine prices."""
+    return plan_product(session, store, product_for_quote(session, req.product, viewer), req)
+
+
+def plan_product(
+    session: Session, store: DataStore, product: ProductInfo, req: QuoteRequest
+) -> Planned:
     selection = selection_from_json(dict(req.selection))
-    product = get_product(session, req.product, viewer)
     area = resolve_area(session, selection.sea_area) if selection.sea_area else None
     assert product.version is not None
     ds = store.open_version(product.version.store_path, dask=False)
@@ -322,24 +357,25 @@ def create_quote(
 ) -> dict[str, Any]:
     """Plan, price, sign and store a quote in the caller's transaction; returns its JSON."""
     now = (now or utcnow()).replace(microsecond=0)
-    get_product(session, req.product, viewer)  # an unknown or hidden product is a 404 first
+    product = product_for_quote(session, req.product, viewer)  # unknown or hidden: 404 first
     book = current_book(session, req.product)
     _check_offer(session, req, book, principal, now)
-    customer = customer_for(session, principal, req.product, now)
-    done = price_request(session, store, viewer, req, book.rules, customer, now)
-    planned, priced = done.plan, done.priced
+    customer = customer_for(session, principal, req.product, book.rules, now)
+    done = plan_product(session, store, product, req)
+    planned, priced = done.plan, price_planned(done, book.rules, customer, now)
     quote_id = "q_" + secrets.token_hex(16)
-    body = build_body(quote_id, principal, done.product, planned, req, done.component, book, priced)
+    body = build_body(quote_id, principal, product, planned, req, done.component, book, priced)
     digest, signature = signer.sign(body)
     body["signer"] = signer.address
     body["digest"] = digest
     body["signature"] = signature
     record_subset(session, planned)
-    session.add(
-        Quote(
+    # A Core INSERT: the ORM's unit of work costs more than the whole row is worth here.
+    session.execute(
+        insert(Quote).values(
             id=quote_id,
             account_id=principal.account_id,
-            product_id=done.product.id,
+            product_id=product.id,
             subset_id=planned.subset_id,
             price_book_id=book.id,
             offer=req.offer.value,
@@ -353,7 +389,6 @@ def create_quote(
             expires_at=priced.expires_at,
         )
     )
-    session.flush()
     return body
 
 

@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from oceanmart.db import transaction
 from pricing.orders import OrderTransition
@@ -123,10 +123,14 @@ def test_a_product_without_price_book_is_not_for_sale(server: Server, priced: st
             )
         )  # fmt: skip
     _, key = buyer(server.env)
-    with server.client(key) as c:
-        r = c.post("/v1/quotes", json={"product": other, "selection": SMALL})
-    assert r.status_code == 409 and r.json()["type"] == "/problems/not-for-sale"
-    assert r.json()["product"] == other
+    try:
+        with server.client(key) as c:
+            r = c.post("/v1/quotes", json={"product": other, "selection": SMALL})
+        assert r.status_code == 409 and r.json()["type"] == "/problems/not-for-sale"
+        assert r.json()["product"] == other
+    finally:  # other tests list the catalog of this shared database
+        with transaction(server.env.sessions) as s:
+            s.execute(delete(Product).where(Product.id == other))
 
 
 def test_component_quotes_price_the_run(server: Server, priced: str) -> None:
