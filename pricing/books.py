@@ -215,9 +215,15 @@ def _info(row: PriceBook) -> BookInfo:
     )
 
 
+def database_key(session: Session) -> str:
+    """Which database a session reads (caches of immutable rows are kept per database)."""
+    bind = session.get_bind()
+    return str(bind.engine.url)
+
+
 # Price-book rows never change (a save appends a version), so each is parsed once per
-# process: quoting reads only the id of the newest version.
-_BOOKS: dict[int, BookInfo] = {}
+# process and database: quoting reads only the id of the newest version.
+_BOOKS: dict[tuple[str, int], BookInfo] = {}
 
 
 def current_book(session: Session, product_id: str) -> BookInfo:
@@ -236,7 +242,8 @@ def current_book(session: Session, product_id: str) -> BookInfo:
 
 
 def get_book(session: Session, book_id: int) -> BookInfo:
-    cached = _BOOKS.get(book_id)
+    key = (database_key(session), book_id)
+    cached = _BOOKS.get(key)
     if cached is not None:
         return cached
     row = session.get(PriceBook, book_id)
@@ -244,7 +251,7 @@ def get_book(session: Session, book_id: int) -> BookInfo:
         raise NotFound(f"no price book {book_id}")
     if len(_BOOKS) > 1024:
         _BOOKS.clear()
-    info = _BOOKS[book_id] = _info(row)
+    info = _BOOKS[key] = _info(row)
     return info
 
 

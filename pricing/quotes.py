@@ -30,7 +30,7 @@ from catalog.store import DataStore
 from oceanmart.accounts import Account, Principal, Scope
 from oceanmart.db import Base, UTCDateTime, utcnow
 from oceanmart.errors import AlreadyExists, InvalidParameter, NotFound, OceanMartError
-from pricing.books import BookInfo, PriceRules, current_book
+from pricing.books import BookInfo, PriceRules, current_book, database_key
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
 from pricing.entitlements import Entitlement
 from pricing.money import Currency, Money
@@ -273,9 +273,9 @@ class PricedRequest:
 
 
 # Product versions are immutable, so a product's catalog view only changes with its row
-# (a new current version, an edit): keep the view per (id, version, updated_at) and read
-# just those three columns per quote instead of the product, version and variable rows.
-_PRODUCTS: dict[tuple[str, str, datetime], ProductInfo] = {}
+# (a new current version, an edit): keep the view per (database, id, version, updated_at)
+# and read just those columns per quote instead of the product, version and variable rows.
+_PRODUCTS: dict[tuple[str, str, str, datetime], ProductInfo] = {}
 
 
 def product_for_quote(session: Session, product_id: str, viewer: Viewer) -> ProductInfo:
@@ -287,7 +287,7 @@ def product_for_quote(session: Session, product_id: str, viewer: Viewer) -> Prod
     ).first()
     if row is None or row.current_version_id is None or not viewer.sees(product_id, row.visibility):
         return get_product(session, product_id, viewer)  # raises the catalog's NotFound
-    key = (product_id, row.current_version_id, row.updated_at)
+    key = (database_key(session), product_id, row.current_version_id, row.updated_at)
     info = _PRODUCTS.get(key)
     if info is None:
         if len(_PRODUCTS) > 256:
