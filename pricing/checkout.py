@@ -224,9 +224,9 @@ def refund(
     entitlement revoked. Refunding a refunded order changes nothing."""
     now = now or utcnow()
     with transaction(sessions) as session:
-        get_order(session, order_id)
-        order = lock_order(session, order_id)
-        assert order is not None
+        order = lock_order(session, order_id)  # first: the write lock before any read
+        if order is None:
+            raise NotFound(f"no order {order_id!r}", extensions={"order": order_id})
         if order.status == S.REFUNDED.value:
             return info(session, order)
         if order.status not in (S.PAID.value, S.FULFILLED.value):

@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import JSON, BigInteger, ForeignKey, String, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
-from catalog.models import Product
+from catalog.models import Product, Subset
 from catalog.planner import Plan, plan
-from catalog.products import ProductInfo, Viewer, get_product, record_subset
+from catalog.products import ProductInfo, Viewer, get_product
 from catalog.sea_areas import resolve_area
 from catalog.selection import Selection, selection_from_json
 from catalog.store import DataStore
@@ -369,7 +370,7 @@ def create_quote(
     body["signer"] = signer.address
     body["digest"] = digest
     body["signature"] = signature
-    record_subset(session, planned)
+    _record_subset(session, planned)
     # A Core INSERT: the ORM's unit of work costs more than the whole row is worth here.
     session.execute(
         insert(Quote).values(
@@ -390,6 +391,28 @@ def create_quote(
         )
     )
     return body
+
+
+def _record_subset(session: Session, planned: Plan) -> None:
+    """``catalog.products.record_subset`` as one INSERT ... ON CONFLICT DO NOTHING: racing
+    first quotes of a selection record its (deterministic) subset once, with no
+    read-then-write (which SQLite refuses under concurrent writers) and no savepoint."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert_(Subset)
+        .values(
+            id=planned.subset_id,
+            product_id=planned.product_id,
+            version_id=planned.version_id,
+            selection=planned.selection,
+            copy=planned.copy,
+            cells=planned.cells,
+            bytes=planned.bytes,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
 
 
 def get_quote(session: Session, quote_id: str, principal: Principal | None = None) -> Quote:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -54,3 +55,25 @@ def test_fifty_parallel_orders_against_a_balance_for_ten(server: Server, priced:
         assert placed == purchases == 10
         check = check_journal(s)
     assert check.ok, check
+
+
+def test_parallel_first_quotes_of_one_new_selection_all_succeed(
+    server: Server, priced: str
+) -> None:
+    """The subset a quote records has a deterministic id: racing first quotes share it."""
+    _, key = buyer(server.env)
+    selection = {"bbox": [30, -40, 31 + secrets.randbelow(50), -30], "variables": ["SALT"]}
+
+    def quote(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            return client.post(
+                "/v1/quotes",
+                json={"product": PRODUCT, "selection": selection},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(quote, range(8)))
+    assert [r.status_code for r in answers] == [201] * 8, [r.text for r in answers]
+    assert len({r.json()["subset_id"] for r in answers}) == 1
+    assert len({r.json()["total"]["amount"] for r in answers}) == 1
