@@ -67,16 +67,15 @@ class CreditsGateway(PaymentGateway):
     name = "credits"
 
     def collect(self, session: Session, order: Order, now: datetime) -> bool:
-        entry = debit_for_order(
+        debit_for_order(
             session,
             order.account_id,
             Money(order.amount, Currency(order.currency)),
             order_id=order.id,
             product_id=order.product_id,
             now=now,
-        )
-        order.refund_id = None
-        return entry > 0
+        )  # raises InsufficientCredits (402) rather than overspend
+        return True
 
     def checkout(self, order: OrderToPay, now: datetime) -> Checkout | None:
         return None

@@ -88,11 +88,6 @@ def tier_of(session: Session, account_id: int) -> str | None:
     )
 
 
-def month_start(now: datetime) -> datetime:
-    t = now.astimezone(UTC)
-    return datetime(t.year, t.month, 1, tzinfo=UTC)
-
-
 # -- facts for the engine -------------------------------------------------------------
 
 

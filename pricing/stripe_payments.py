@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -278,12 +277,3 @@ def _record(session: Session, event: dict[str, Any], now: datetime) -> bool:
     )
     # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING.
     return session.execute(stmt).scalar() is not None
-
-
-def event_summary(payload: bytes) -> str:
-    """A short description of an unverified payload for logs (never its contents)."""
-    try:
-        doc = json.loads(payload)
-        return f"{doc.get('type', '?')} {doc.get('id', '?')}"
-    except (ValueError, AttributeError):
-        return "unparseable"
