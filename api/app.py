@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import oceanmart
 from api import errors
@@ -15,15 +16,21 @@ from api.middleware import AccessLog
 from api.routers import (
     accounts,
     components,
+    console,
+    credits,
     edr,
     entitlements,
     health,
     jobs,
     plans,
+    pricebooks,
     products,
+    quotes,
+    reports,
     sea_areas,
     stac,
     subsets,
+    webhooks,
     zarr,
 )
 from catalog.job_runner import JobRunner
@@ -31,6 +38,7 @@ from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
+from pricing.checkout import payments_from_settings
 
 DESCRIPTION = """
 OceanMart serves ocean, weather and sea-area data products.
@@ -73,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = KeyLimiter(
         settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_heavy_per_key
     )
+    app.state.payments = payments_from_settings(settings)
     errors.install(app)
     for router in (
         health.router,
@@ -87,8 +96,15 @@ def create_app(settings: Settings) -> FastAPI:
         sea_areas.router,
         subsets.router,
         zarr.router,
+        quotes.router,
+        webhooks.router,
+        credits.router,
+        pricebooks.router,
+        reports.router,
+        console.router,
     ):
         app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=console.CONSOLE_DIR / "static"), "console")
     app.add_middleware(AccessLog)
     # Outermost, so the access log and problem bodies see the request id.
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")

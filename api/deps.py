@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -41,6 +41,8 @@ from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParameter
 from oceanmart.settings import Settings
+from oceanmart.web_sessions import WebUser, check_csrf, check_session
+from pricing.checkout import Payments
 from pricing.entitlements import EntitlementInfo, check_access, entitled_products
 from pricing.metering import AccessInfo, Delivery, record_access
 
@@ -63,32 +65,37 @@ _query = APIKeyQuery(
 )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _sessions(request: Request) -> sessionmaker[Session]:
+async def _sessions(request: Request) -> sessionmaker[Session]:
     sessions: sessionmaker[Session] = request.app.state.sessions
     return sessions
 
 
-def _store(request: Request) -> DataStore:
+async def _store(request: Request) -> DataStore:
     store: DataStore = request.app.state.store
     return store
 
 
-def _zarr(request: Request) -> ZarrStores:
+async def _payments(request: Request) -> Payments:
+    payments: Payments = request.app.state.payments
+    return payments
+
+
+async def _zarr(request: Request) -> ZarrStores:
     stores: ZarrStores = request.app.state.zarr
     return stores
 
 
-def _jobs(request: Request) -> JobRunner:
+async def _jobs(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.jobs
     return runner
 
 
-def _limiter(request: Request) -> KeyLimiter:
+async def _limiter(request: Request) -> KeyLimiter:
     limiter: KeyLimiter = request.app.state.limiter
     return limiter
 
@@ -99,6 +106,7 @@ JobsDep = Annotated[JobRunner, Depends(_jobs)]
 ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
+PaymentsDep = Annotated[Payments, Depends(_payments)]
 
 
 def _maybe_principal(
@@ -137,7 +145,7 @@ def _maybe_principal(
 MaybePrincipalDep = Annotated[Principal | None, Depends(_maybe_principal)]
 
 
-def _principal(principal: MaybePrincipalDep) -> Principal:
+async def _principal(principal: MaybePrincipalDep) -> Principal:
     if principal is None:
         raise AuthenticationRequired(
             "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
@@ -149,10 +157,10 @@ def _principal(principal: MaybePrincipalDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def require(scope: Scope) -> Callable[[Principal], Principal]:
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that authenticates and checks one scope."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         principal.require(scope)
         return principal
 
@@ -163,6 +171,7 @@ def require(scope: Scope) -> Callable[[Principal], Principal]:
 CatalogReader = Annotated[Principal, Depends(require(Scope.CATALOG_READ))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
+OrderWriter = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]
 
 
 def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
@@ -237,13 +246,18 @@ class Entitled:
             return resolve_area(session, str(name))
 
 
-def entitle(session: Session, principal: Principal, product: ProductInfo) -> EntitlementInfo | None:
-    """The entitlement that lets ``principal`` read ``product`` (None for a public
-    product), or NotEntitled. The data gate's decision, also used where work is
-    submitted for later (jobs)."""
+def entitle(
+    session: Session,
+    principal: Principal,
+    product: ProductInfo,
+    subset: SubsetInfo | None = None,
+) -> EntitlementInfo | None:
+    """The entitlement that lets ``principal`` read ``product`` (on a subset route, that
+    ``subset``; None for a public product), or NotEntitled. The data gate's decision,
+    also used where work is submitted for later (jobs) and for a run's other products."""
     if product.visibility == "public":
         return None
-    return check_access(session, principal, product.id)
+    return check_access(session, principal, product.id, subset_id=subset.id if subset else None)
 
 
 def _gate(
@@ -265,7 +279,7 @@ def _gate(
             product = get_product(session, params["product_id"], viewer)
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError("a data route names neither a product, a subset nor a job")
-        entitlement = entitle(session, principal, product)
+        entitlement = entitle(session, principal, product, subset)
     return Entitled(principal, product, entitlement, subset, sessions, job)
 
 
@@ -319,3 +333,34 @@ async def data_gate(
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]
+
+
+CONSOLE_COOKIE = "om_console"
+
+
+def _console_user(request: Request, sessions: SessionsDep) -> WebUser:
+    """The admin signed in to the console (its session cookie, re-checked with its key on
+    every request). A page asked for without a session redirects to the sign-in page."""
+    try:
+        with transaction(sessions) as session:
+            return check_session(session, request.cookies.get(CONSOLE_COOKIE))
+    except InvalidKey:
+        if request.method in ("GET", "HEAD"):
+            raise HTTPException(
+                303, "sign in first", headers={"Location": "/console/login"}
+            ) from None
+        raise
+
+
+ConsoleUser = Annotated[WebUser, Depends(_console_user)]
+
+
+async def _console_form(request: Request, user: ConsoleUser) -> dict[str, str]:
+    """A console form's fields, after its CSRF token was checked against the session."""
+    form = await request.form()
+    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    check_csrf(user, fields.get("csrf"))
+    return fields
+
+
+ConsoleForm = Annotated[dict[str, str], Depends(_console_form)]

@@ -43,7 +43,16 @@ corpus_app = typer.Typer(help="The real-data corpus (pinned, hash-checked).", no
 areas_app = typer.Typer(
     help="Named sea areas, islands and countries (polygons in the catalog).", no_args_is_help=True
 )
+credits_app = typer.Typer(
+    help="Prepaid credits: grant (major units), balances, journal check.", no_args_is_help=True
+)
+books_app = typer.Typer(
+    help="Price books: show a product's rules, save new ones (a new version).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
+app.add_typer(credits_app, name="credits")
+app.add_typer(books_app, name="price-books")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(ent_app, name="entitlements")
@@ -223,6 +232,93 @@ def entitlements_revoke(entitlement_id: int) -> None:
     with transaction(_sessions(_settings())) as session:
         info = revoke(session, entitlement_id)
     _out(f"revoked entitlement {info.id} ({info.account} on {info.product})")
+
+
+# -- credits and price books ----------------------------------------------------------
+
+
+@credits_app.command("grant")
+def credits_grant(
+    account: Annotated[str, typer.Option(help="Account name.")],
+    amount: Annotated[str, typer.Option(help="Major units, e.g. 1000 or 12.34.")],
+    currency: Annotated[str, typer.Option(help="CNY or USD.")] = "CNY",
+    memo: Annotated[str, typer.Option(help="A note kept in the journal.")] = "",
+) -> None:
+    """Add prepaid credits to an account (a journal entry)."""
+    from oceanmart.db import transaction
+    from pricing.credits import grant_credits
+    from pricing.money import from_major
+
+    money = from_major(amount, currency)
+    with transaction(_sessions(_settings())) as session:
+        entry = grant_credits(session, account, money, created_by="cli", memo=memo)
+    _out(
+        f"granted {entry.amount.display()} {entry.amount.currency.value} to {entry.account}; "
+        f"balance {entry.balance.display()}"
+    )
+
+
+@credits_app.command("balance")
+def credits_balance(account: Annotated[str, typer.Option(help="Account name.")]) -> None:
+    """Print an account's balances, one currency a line."""
+    from oceanmart.accounts import get_account
+    from pricing.credits import balances
+
+    with _sessions(_settings())() as session:
+        rows = balances(session, get_account(session, account).id)
+    for m in rows:
+        _out(f"{m.currency.value}\t{m.major}")
+    if not rows:
+        _out("CNY\t0.00")
+
+
+@credits_app.command("check")
+def credits_check() -> None:
+    """Check the journal: every entry balanced, every balance equal to its postings."""
+    from pricing.credits import check_journal
+
+    with _sessions(_settings())() as session:
+        result = check_journal(session)
+    _out(f"{result.entries} entries; unbalanced {result.unbalanced_entries or 'none'}")
+    for acc, cur, table, journal in result.mismatched_balances:
+        _out(f"MISMATCH {acc} {cur}: balance {table}, journal {journal}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@books_app.command("show")
+def books_show(product: str) -> None:
+    """Print the product's current price book as JSON."""
+    import json
+
+    from pricing.books import current_book
+
+    with _sessions(_settings())() as session:
+        book = current_book(session, product)
+    _out(f"# {book.product_id} version {book.version} sha256 {book.sha256}")
+    _out(json.dumps(book.rules.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@books_app.command("set")
+def books_set(
+    product: str,
+    rules: Annotated[Path, typer.Argument(help="A JSON file of rules (see the README).")],
+    note: Annotated[str, typer.Option(help="Why the prices changed.")] = "",
+) -> None:
+    """Save rules as the product's next price-book version."""
+    import json
+
+    from oceanmart.db import transaction
+    from pricing.books import parse_rules, save_book
+
+    try:
+        doc = json.loads(rules.read_text())
+    except (OSError, ValueError) as exc:
+        raise OceanMartError(f"cannot read rules from {rules}: {exc}") from None
+    parsed = parse_rules(doc)
+    with transaction(_sessions(_settings())) as session:
+        book = save_book(session, product, parsed, created_by="cli", note=note)
+    _out(f"{book.product_id}: price book version {book.version} ({book.sha256[:12]})")
 
 
 # -- products and ingest --------------------------------------------------------------
@@ -423,7 +519,10 @@ def demo(
     from oceanmart.accounts import create_account, create_key, get_account
     from oceanmart.db import make_sessionmaker, transaction, upgrade
     from oceanmart.errors import NotFound
+    from pricing.books import EXAMPLE_RULES, parse_rules, save_book
+    from pricing.credits import balance, grant_credits
     from pricing.entitlements import Entitlement, grant
+    from pricing.money import Currency, from_major
 
     settings = _settings(demo=True)
     engine = _engine(settings)
@@ -459,6 +558,10 @@ def demo(
         if has is None:
             grant(session, "demo-buyer", spec.id, granted_by="demo")
         save_areas(session, read_geojson(SEA_AREAS))
+        book = save_book(session, spec.id, parse_rules(EXAMPLE_RULES), created_by="demo")
+        if balance(session, buyer.id, Currency.CNY).amount == 0:
+            grant_credits(session, "demo-buyer", from_major("1000", "CNY"), created_by="demo")
+        credit = balance(session, buyer.id, Currency.CNY)
     base = f"http://{host}:{port}"
     _out(f"OceanMart demo: product {result.product_id} version {result.version_id}")
     _out(f"  API docs     {base}/docs")
@@ -471,9 +574,17 @@ def demo(
         f"  sea area     {base}/v1/products/{spec.id}/subset"
         "?sea_area=zhoushan-fishing-ground&depth=0,50&variables=TEMP"
     )
+    _out(f"  price book   {spec.id} version {book.version} (oceanmart price-books show {spec.id})")
+    _out(f"  credits      demo-buyer {credit.display()} {credit.currency.value}")
+    _out(f"  console      {base}/console (sign in with the admin key)")
     _out(f"  admin key    {admin_key}")
     _out(f"  buyer key    {buyer_key}")
     _out(f'  try: curl -H "Authorization: Bearer {buyer_key}" {base}/v1/products')
+    _out(
+        f'  quote: curl -H "Authorization: Bearer {buyer_key}" -H "Content-Type: application/json"'
+        f' -d \'{{"product": "{spec.id}", "selection": {{"bbox": [120, 20, 130, 30]}}}}\' '
+        f"{base}/v1/quotes"
+    )
     sys.stdout.flush()
     if serve:
         _run_server(settings, host, port)

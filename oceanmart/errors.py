@@ -117,6 +117,80 @@ class Cancelled(OceanMartError):
     title = "Cancelled"
 
 
+class PaymentRequired(OceanMartError):
+    """Access or an order needs payment first; the body says how to get a quote."""
+
+    code = "payment-required"
+    title = "Payment required"
+
+
+class QuotaExhausted(PaymentRequired):
+    """An entitlement's cell quota for this period cannot cover the delivery."""
+
+    code = "quota-exhausted"
+    title = "The entitlement's quota is exhausted"
+
+
+class InsufficientCredits(PaymentRequired):
+    code = "insufficient-credits"
+    title = "The prepaid credit balance does not cover the order"
+
+
+class Conflict(OceanMartError):
+    """The request is valid but clashes with the current state of a resource."""
+
+    code = "conflict"
+    title = "Conflict"
+
+
+class NotForSale(Conflict):
+    code = "not-for-sale"
+    title = "The product has no price book"
+
+
+class QuoteExpired(Conflict):
+    code = "quote-expired"
+    title = "The quote has expired"
+
+
+class QuoteSuperseded(Conflict):
+    """The price book or the buyer's free quota changed since the quote: quote again."""
+
+    code = "quote-superseded"
+    title = "The quote no longer applies"
+
+
+class QuoteTampered(Conflict):
+    """The stored quote no longer matches its operator signature."""
+
+    code = "quote-signature-invalid"
+    title = "The quote's signature does not verify"
+
+
+class InvalidOrderState(Conflict):
+    code = "invalid-order-state"
+    title = "The order cannot make this transition"
+
+
+class InvalidWebhook(InvalidInput):
+    """A payment webhook whose signature, timestamp or body does not verify."""
+
+    code = "invalid-webhook"
+    title = "Invalid webhook"
+
+
+class PaymentProviderError(OceanMartError):
+    """The payment provider failed or refused a call; nothing was charged by us."""
+
+    code = "payment-provider-error"
+    title = "The payment provider failed"
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf-failed"
+    title = "The form's CSRF token is missing or wrong"
+
+
 class IngestError(OceanMartError):
     code = "ingest-failed"
     title = "Ingest failed"

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     chain_url: str | None = None
     stripe_api_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = Field(
+        default=None, description="Another Stripe API address (a local Stripe-speaking server)."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL buyers reach this server at (Stripe return pages); "
+        "default http://HOST:PORT.",
+    )
     operator_key: SecretStr | None = Field(
         default=None,
         description="Hex secp256k1 private key of the operator: signs quotes (EIP-712), "

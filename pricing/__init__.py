@@ -1,1 +1,2 @@
-"""Pricing and commerce: entitlements today; price books, quotes, orders and gateways next."""
+"""Pricing and commerce: price books, the quote engine, signed quotes, orders, prepaid
+credits and Stripe, entitlements and metering, usage and revenue."""

@@ -1,21 +1,33 @@
 """Entitlements: an account's right to read a product's data.
 
-Today an admin grants whole-product access; orders and subscriptions (the pricing
-issue) will create entitlements of other kinds through the same table and check.
+Kinds (one table, one check):
+
+- ``grant``: an admin's whole-product grant, unmetered;
+- ``subset``: a purchased subset, readable (only that subset) until ``expires_at``;
+- ``subscription``: the whole product for a period, ``quota_cells`` cells per calendar
+  month (UTC);
+- ``research``: the research free tier, like a subscription at no charge.
+
+Metering consumes the quota of the entitlement a delivery is made under
+(``consume_quota``, in the access record's transaction), so an exhausted quota stops a
+delivery before its first byte with a 402 that says how to quote an extension.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import BigInteger, ForeignKey, String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from catalog.models import Product
+from catalog.models import Product, Subset
 from oceanmart.accounts import Account, Principal, get_account
 from oceanmart.db import Base, UTCDateTime, utcnow
-from oceanmart.errors import InvalidInput, NotEntitled, NotFound
+from oceanmart.errors import InvalidInput, NotEntitled, NotFound, QuotaExhausted
+from pricing.books import PriceBook
+
+KINDS = ("grant", "subset", "subscription", "research")
 
 
 class Entitlement(Base):
@@ -29,6 +41,12 @@ class Entitlement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    subset_id: Mapped[str | None] = mapped_column(ForeignKey("subsets.id"), nullable=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    component: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    quota_cells: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    quota_period: Mapped[str | None] = mapped_column(String(7), nullable=True)  # YYYY-MM
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +59,11 @@ class EntitlementInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    subset_id: str | None = None
+    order_id: str | None = None
+    quota_cells: int | None = None  # per calendar month; None: unmetered
+    quota_used: int = 0  # in quota_period
+    quota_period: str | None = None
 
 
 def _info(row: Entitlement, account: str) -> EntitlementInfo:
@@ -53,7 +76,25 @@ def _info(row: Entitlement, account: str) -> EntitlementInfo:
         row.created_at,
         row.expires_at,
         row.revoked_at,
+        row.subset_id,
+        row.order_id,
+        row.quota_cells,
+        row.quota_used or 0,
+        row.quota_period,
     )
+
+
+def period_of(now: datetime) -> str:
+    """The quota period (calendar month, UTC) an instant falls in: ``YYYY-MM``."""
+    return now.astimezone(UTC).strftime("%Y-%m")
+
+
+def _remaining(row: Entitlement, now: datetime) -> int | None:
+    """Cells left this period (None: unmetered)."""
+    if row.quota_cells is None:
+        return None
+    used = (row.quota_used or 0) if row.quota_period == period_of(now) else 0
+    return max(0, row.quota_cells - used)
 
 
 def grant(
@@ -116,21 +157,167 @@ def entitled_products(
 
 
 def check_access(
-    session: Session, principal: Principal, product_id: str, *, now: datetime | None = None
+    session: Session,
+    principal: Principal,
+    product_id: str,
+    *,
+    subset_id: str | None = None,
+    now: datetime | None = None,
 ) -> EntitlementInfo:
-    """Return the entitlement that lets ``principal`` read ``product_id`` or raise NotEntitled."""
+    """The entitlement that lets ``principal`` read ``product_id`` (on a subset route,
+    ``subset_id``) or NotEntitled.
+
+    A purchased subset covers only its subset, while its download period lasts; grants,
+    subscriptions and the research tier cover the whole product. Among several, an
+    unmetered one is used first, then the metered one with the most cells left.
+    """
     now = now or utcnow()
     rows = session.scalars(
-        select(Entitlement).where(
+        select(Entitlement)
+        .where(
             Entitlement.account_id == principal.account_id,
             Entitlement.product_id == product_id,
             Entitlement.revoked_at.is_(None),
         )
+        .order_by(Entitlement.id)
+    )
+    live = [
+        r
+        for r in rows
+        if (r.expires_at is None or r.expires_at > now)
+        and (r.kind != "subset" or (subset_id is not None and r.subset_id == subset_id))
+    ]
+    if live:
+
+        def rank(r: Entitlement) -> tuple[int, int]:
+            left = _remaining(r, now)
+            return (1, 0) if left is None else (0, left)
+
+        return _info(max(live, key=rank), principal.account_name)
+    raise NotEntitled(
+        f"account {principal.account_name!r} has no entitlement for "
+        + (f"subset {subset_id!r} of " if subset_id else "")
+        + f"product {product_id!r}",
+        extensions={"product": product_id, "quote": quote_request(session, product_id, subset_id)},
+    )
+
+
+def quote_request(
+    session: Session, product_id: str, subset_id: str | None = None
+) -> dict[str, object]:
+    """How to buy access: the ``POST /v1/quotes`` request for this subset (its saved
+    selection) or, without one, for the product's subscription or whole product."""
+    body: dict[str, object] = {"product": product_id}
+    subset = session.get(Subset, subset_id) if subset_id else None
+    if subset is not None:
+        body["selection"] = dict(subset.selection)
+    else:
+        rules = session.scalar(
+            select(PriceBook.rules)
+            .where(PriceBook.product_id == product_id)
+            .order_by(PriceBook.version.desc())
+            .limit(1)
+        )
+        if rules and rules.get("subscription"):
+            body["offer"] = "subscription"
+        else:
+            body["selection"] = {}
+    return {"href": "/v1/quotes", "method": "POST", "body": body}
+
+
+def consume_quota(session: Session, entitlement_id: int, cells: int, now: datetime) -> None:
+    """Count ``cells`` against the entitlement's quota for ``now``'s period, or raise
+    QuotaExhausted (402) without counting anything.
+
+    Two conditional UPDATEs, so concurrent deliveries cannot both take the last cells:
+    the first starts a new period when the month has turned, the second takes the
+    cells only if they fit.
+    """
+    row = session.get(Entitlement, entitlement_id)
+    if row is None or row.quota_cells is None or cells <= 0:
+        return
+    period = period_of(now)
+    session.execute(
+        update(Entitlement)
+        .where(
+            Entitlement.id == entitlement_id,
+            or_(Entitlement.quota_period.is_(None), Entitlement.quota_period != period),
+        )
+        .values(quota_period=period, quota_used=0)
+        .execution_options(synchronize_session=False)
+    )
+    taken = session.execute(
+        update(Entitlement)
+        .where(
+            Entitlement.id == entitlement_id,
+            Entitlement.quota_used + cells <= Entitlement.quota_cells,
+        )
+        .values(quota_used=Entitlement.quota_used + cells)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(row)
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
+        return
+    used = row.quota_used
+    raise QuotaExhausted(
+        f"entitlement {entitlement_id} has {max(0, row.quota_cells - used):,} of "
+        f"{row.quota_cells:,} cells left in {period}; this delivery needs {cells:,}",
+        extensions={
+            "entitlement": entitlement_id,
+            "period": period,
+            "quota_cells": row.quota_cells,
+            "used_cells": used,
+            "requested_cells": cells,
+            "quote": quote_request(session, row.product_id, None),
+        },
+    )
+
+
+def revoke_for_order(session: Session, order_id: str, now: datetime) -> list[int]:
+    """Revoke every entitlement an order created (on refund); returns their ids."""
+    rows = list(
+        session.scalars(
+            select(Entitlement).where(
+                Entitlement.order_id == order_id, Entitlement.revoked_at.is_(None)
+            )
+        )
     )
     for row in rows:
-        if row.expires_at is None or row.expires_at > now:
-            return _info(row, principal.account_name)
-    raise NotEntitled(
-        f"account {principal.account_name!r} has no entitlement for product {product_id!r}",
-        extensions={"product": product_id},
+        row.revoked_at = now
+    session.flush()
+    return [r.id for r in rows]
+
+
+def create_for_order(
+    session: Session,
+    *,
+    account_id: int,
+    product_id: str,
+    kind: str,
+    order_id: str,
+    now: datetime,
+    expires_at: datetime | None,
+    subset_id: str | None = None,
+    component: str | None = None,
+    quota_cells: int | None = None,
+) -> int:
+    """The entitlement a fulfilled order gives; returns its id."""
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown entitlement kind {kind!r}")
+    row = Entitlement(
+        account_id=account_id,
+        product_id=product_id,
+        kind=kind,
+        granted_by=f"order:{order_id}",
+        created_at=now,
+        expires_at=expires_at,
+        subset_id=subset_id,
+        order_id=order_id,
+        component=component,
+        quota_cells=quota_cells,
+        quota_used=0,
+        quota_period=period_of(now) if quota_cells is not None else None,
     )
+    session.add(row)
+    session.flush()
+    return row.id

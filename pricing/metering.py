@@ -4,8 +4,8 @@ Every data route (Zarr over HTTP, EDR, downloads, component runs, jobs) calls
 ``record_access`` once per response, in one transaction, before the first byte is
 sent: the record carries what the plan says is delivered (cells, bytes), who received
 it, under which entitlement, and an access id that the response carries as its
-``OceanMart-Access-Id`` header. The ledger turns each record into a leaf; the pricing
-quota checks count the cells.
+``OceanMart-Access-Id`` header. The ledger turns each record into a leaf; metered
+entitlements (subscriptions, the research tier) have their quota consumed here.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from oceanmart.db import Base, UTCDateTime, utcnow
+from pricing.entitlements import consume_quota
 
 
 class Channel(StrEnum):
@@ -89,10 +90,18 @@ def record_access(
     now: datetime | None = None,
 ) -> AccessInfo:
     """Record one delivery in the caller's transaction and return its access id
-    (``access_id`` when the caller made it beforehand, e.g. to write it into a file)."""
+    (``access_id`` when the caller made it beforehand, e.g. to write it into a file).
+
+    A delivery under a metered entitlement (subscription, research tier) first takes its
+    cells from the entitlement's quota, in this same transaction: an exhausted quota
+    raises QuotaExhausted (402, with the quote request to extend) and records nothing.
+    """
+    now = now or utcnow()
+    if entitlement_id is not None:
+        consume_quota(session, entitlement_id, delivery.cells, now)
     row = AccessRecord(
         id=access_id or new_access_id(),
-        created_at=now or utcnow(),
+        created_at=now,
         account_id=account_id,
         key_id=key_id,
         product_id=delivery.product_id,

@@ -76,6 +76,18 @@ def test_demo_from_an_empty_folder(tmp_path: Path, levitus_file: Path) -> None:
         names = [a["name"] for a in httpx.get(f"{base}/v1/accounts", headers=admin).json()]
         assert names == ["operator", "demo-buyer"]
         assert httpx.get(f"{base}/v1/accounts", headers=buyer).status_code == 403
+        # the demo product is priced and the demo buyer has credits to buy with
+        credits = httpx.get(f"{base}/v1/credits", headers=buyer).json()["balances"]
+        assert credits == [{"amount": 100_000, "currency": "CNY", "major": "1000.00"}]
+        sel = {"bbox": [120, 20, 130, 30], "depth": [0, 100], "variables": ["TEMP"]}
+        q = httpx.post(
+            f"{base}/v1/quotes",
+            headers=buyer,
+            json={"product": products[0]["id"], "selection": sel},
+        )
+        assert q.status_code == 201 and q.json()["total"]["amount"] > 0, q.text
+        order = httpx.post(f"{base}/v1/orders", headers=buyer, json={"quote_id": q.json()["id"]})
+        assert order.status_code == 201 and order.json()["status"] == "fulfilled", order.text
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -8,9 +8,15 @@ from alembic import context
 import catalog.jobs
 import catalog.models
 import catalog.sea_areas  # noqa: F401
-import oceanmart.accounts  # noqa: F401
+import oceanmart.accounts
+import oceanmart.web_sessions  # noqa: F401
+import pricing.books
+import pricing.credits
 import pricing.entitlements
-import pricing.metering  # noqa: F401
+import pricing.metering
+import pricing.orders
+import pricing.quotes
+import pricing.stripe_payments  # noqa: F401
 from oceanmart.db import Base
 
 metadata = Base.metadata

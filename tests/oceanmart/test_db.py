@@ -8,8 +8,14 @@ from alembic.runtime.migration import MigrationContext
 
 import catalog.jobs
 import catalog.models  # noqa: F401
+import oceanmart.web_sessions  # noqa: F401
+import pricing.books
+import pricing.credits
 import pricing.entitlements
-import pricing.metering  # noqa: F401
+import pricing.metering
+import pricing.orders
+import pricing.quotes
+import pricing.stripe_payments  # noqa: F401
 from oceanmart.accounts import ApiKey
 from oceanmart.db import Base, current_revision, head_revision, transaction
 from tests.conftest import ROOT, Env, unique

@@ -1,0 +1,426 @@
+"""Quotes: plan a selection, price it under the product's current price book, sign it.
+
+A quote is stored exactly as it was returned (its public JSON, signature and digest),
+so an order can check it again: the signature against the operator key, the expiry,
+and that the price book it pinned is still the product's current one.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from catalog.components import check_call
+from catalog.models import Product, Subset
+from catalog.planner import Plan, plan
+from catalog.products import ProductInfo, Viewer, get_product
+from catalog.sea_areas import resolve_area
+from catalog.selection import Selection, selection_from_json
+from catalog.store import DataStore
+from oceanmart.accounts import Account, Principal, Scope
+from oceanmart.db import Base, UTCDateTime, utcnow
+from oceanmart.errors import AlreadyExists, InvalidParameter, NotFound, OceanMartError
+from pricing.books import BookInfo, PriceRules, current_book, database_key
+from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
+from pricing.entitlements import Entitlement
+from pricing.money import Currency, Money
+from pricing.orders import free_cells_used
+from pricing.signing import QuoteSigner
+
+
+class Quote(Base):
+    __tablename__ = "quotes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), index=True)
+    subset_id: Mapped[str] = mapped_column(ForeignKey("subsets.id"))
+    price_book_id: Mapped[int] = mapped_column(ForeignKey("price_books.id"))
+    offer: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger)
+    free_cells: Mapped[int] = mapped_column(BigInteger, default=0)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(66))
+    signature: Mapped[str] = mapped_column(String(132))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerProfile(Base):
+    """Pricing facts about an account beyond its kind: its customer tier."""
+
+    __tablename__ = "customer_profiles"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    tier: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def set_tier(session: Session, account: Account, tier: str | None) -> None:
+    row = session.get(CustomerProfile, account.id)
+    if row is None:
+        row = CustomerProfile(account_id=account.id)
+        session.add(row)
+    row.tier = tier or None
+    row.updated_at = utcnow()
+    session.flush()
+
+
+def tier_of(session: Session, account_id: int) -> str | None:
+    return session.scalar(
+        select(CustomerProfile.tier).where(CustomerProfile.account_id == account_id)
+    )
+
+
+# -- facts for the engine -------------------------------------------------------------
+
+
+def cells_by_variable(planned: Plan, product: ProductInfo) -> tuple[tuple[str, int, int], ...]:
+    """(variable, cells, bytes) of a plan, by the planner's own counting rule."""
+    assert product.version is not None
+    point_dims = (
+        ("latitude", "longitude", "time")
+        if "route" in planned.selection
+        else ("latitude", "longitude")
+    )
+    out = []
+    for v in product.version.variables:
+        if v.name not in planned.variables:
+            continue
+        n = math.prod(planned.shape[d] for d in v.dims if d in planned.shape)
+        if "points" in planned.shape and all(d in v.dims for d in point_dims):
+            n *= planned.shape["points"]
+        out.append((v.name, n, n * np.dtype(v.dtype).itemsize))
+    if sum(c for _, c, _ in out) != planned.cells or sum(b for _, _, b in out) != planned.bytes:
+        raise OceanMartError("pricing: the plan's cells do not add up by variable")
+    return tuple(out)
+
+
+def grid_step(product: ProductInfo) -> Decimal | None:
+    """The native horizontal grid step in degrees (from the version's extent)."""
+    assert product.version is not None
+    for dim in ("longitude", "latitude"):
+        n = product.version.dims.get(dim, 0)
+        ext = product.version.extent.get(dim)
+        if n > 1 and ext:
+            return Decimal(str(round((float(ext[1]) - float(ext[0])) / (n - 1), 6)))
+    return None
+
+
+def _parse_instant(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)[:19].replace(" ", "T"))
+    except ValueError:
+        return None  # e.g. a climatology on year 0, which datetime cannot hold
+
+
+def time_span_days(product: ProductInfo, sel: Selection) -> Fraction | None:
+    """Days between the first and last selected instants, inside the product's time extent."""
+    assert product.version is not None
+    ext = product.version.extent.get("time")
+    if "time" not in product.version.dims or not ext:
+        return None
+    lo, hi = _parse_instant(ext[0]), _parse_instant(ext[1])
+    if lo is None or hi is None:
+        return None
+    if sel.time is not None:
+        lo, hi = max(lo, sel.time.start or lo), min(hi, sel.time.end or hi)
+    elif sel.times is not None or sel.route is not None:
+        instants = list(sel.times or ()) + [t for _, _, t in sel.route or ()]
+        lo, hi = max(lo, min(instants)), min(hi, max(instants))
+    seconds = max(0, int((hi - lo).total_seconds()))
+    return Fraction(seconds, 86400)
+
+
+def customer_for(
+    session: Session, principal: Principal, product_id: str, rules: PriceRules, now: datetime
+) -> Customer:
+    """What the engine needs to know of the buyer (queries only what ``rules`` use)."""
+    return Customer(
+        account=principal.account_name,
+        license=License.for_account_kind(principal.account_kind.value),
+        tier=tier_of(session, principal.account_id) if rules.customer_tiers else None,
+        free_cells_used=(
+            free_cells_used(session, principal.account_id, product_id, now)
+            if rules.monthly_free_cells
+            else 0
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRequest:
+    product: str
+    selection: Mapping[str, Any]
+    component: Mapping[str, Any] | None = None
+    offer: Offer = Offer.SUBSET
+
+
+def _component(
+    call: Mapping[str, Any] | None, planned: Plan
+) -> tuple[dict[str, Any] | None, ComponentUse | None]:
+    if call is None:
+        return None, None
+    checked = check_call(str(call.get("id", "")), dict(call.get("parameters") or {}))
+    hook = checked["price"]
+    units = {
+        "cells": planned.cells,
+        "points": planned.shape.get("points", 1),
+        "fixed": 0,
+    }[hook["basis"]]
+    public = {"id": checked["id"], "parameters": checked["parameters"]}
+    use = ComponentUse(checked["id"], hook["basis"], Decimal(str(hook["factor"])), units)
+    return public, use
+
+
+def _check_offer(
+    session: Session, req: QuoteRequest, book: BookInfo, principal: Principal, now: datetime
+) -> None:
+    if req.offer is Offer.RESEARCH:
+        if principal.account_kind.value != "research":
+            raise InvalidParameter("offer", "the research free tier is for research accounts")
+        if not book.rules.licenses.research.free_tier_cells_per_month:
+            raise InvalidParameter("offer", f"product {req.product!r} has no research free tier")
+        live = session.scalar(
+            select(func.count(Entitlement.id)).where(
+                Entitlement.account_id == principal.account_id,
+                Entitlement.product_id == req.product,
+                Entitlement.kind == "research",
+                Entitlement.revoked_at.is_(None),
+                (Entitlement.expires_at.is_(None)) | (Entitlement.expires_at > now),
+            )
+        )
+        if live:
+            raise AlreadyExists(f"account already holds the research free tier of {req.product!r}")
+    if req.offer is not Offer.SUBSET and (req.selection or req.component):
+        raise InvalidParameter("selection", f"a {req.offer.value} covers the whole product")
+
+
+def build_body(
+    quote_id: str,
+    principal: Principal,
+    product: ProductInfo,
+    planned: Plan,
+    req: QuoteRequest,
+    component: dict[str, Any] | None,
+    book: BookInfo,
+    priced: Priced,
+) -> dict[str, Any]:
+    """The public JSON of a quote: every field of it is covered by the signature."""
+    assert product.version is not None
+    money = priced.money
+    return {
+        "id": quote_id,
+        "account": principal.account_name,
+        "product": product.id,
+        "version": product.version.id,
+        "subset_id": planned.subset_id,
+        "offer": req.offer.value,
+        "selection": planned.selection,
+        "component": component,
+        "price_book": {"version": book.version, "sha256": book.sha256},
+        "plan": {
+            "cells": planned.cells,
+            "bytes": planned.bytes,
+            "chunks": planned.chunks,
+            "copy": planned.copy,
+        },
+        "lines": [ln.as_dict() for ln in priced.lines],
+        "subtotal": money(priced.subtotal).as_dict(),
+        "discount": money(priced.discount).as_dict(),
+        "total": money(priced.total).as_dict(),
+        "issued_at": iso(priced.issued_at),
+        "expires_at": iso(priced.expires_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A request planned (metadata only) and turned into what the engine prices."""
+
+    product: ProductInfo
+    plan: Plan
+    component: dict[str, Any] | None
+    ask: Ask
+
+
+@dataclass(frozen=True, slots=True)
+class PricedRequest:
+    product: ProductInfo
+    plan: Plan
+    component: dict[str, Any] | None
+    priced: Priced
+
+
+# Product versions are immutable, so a product's catalog view only changes with its row
+# (a new current version, an edit): keep the view per (database, id, version, updated_at)
+# and read just those columns per quote instead of the product, version and variable rows.
+_PRODUCTS: dict[tuple[str, str, str, datetime], ProductInfo] = {}
+
+
+def product_for_quote(session: Session, product_id: str, viewer: Viewer) -> ProductInfo:
+    """The product as ``catalog.products.get_product`` gives it, cached by its row's state."""
+    row = session.execute(
+        select(Product.current_version_id, Product.visibility, Product.updated_at).where(
+            Product.id == product_id
+        )
+    ).first()
+    if row is None or row.current_version_id is None or not viewer.sees(product_id, row.visibility):
+        return get_product(session, product_id, viewer)  # raises the catalog's NotFound
+    key = (database_key(session), product_id, row.current_version_id, row.updated_at)
+    info = _PRODUCTS.get(key)
+    if info is None:
+        if len(_PRODUCTS) > 256:
+            _PRODUCTS.clear()
+        info = _PRODUCTS[key] = get_product(session, product_id, viewer)
+    return info
+
+
+def plan_request(session: Session, store: DataStore, viewer: Viewer, req: QuoteRequest) -> Planned:
+    """Plan ``req`` from metadata and collect the facts the engine prices."""
+    return plan_product(session, store, product_for_quote(session, req.product, viewer), req)
+
+
+def plan_product(
+    session: Session, store: DataStore, product: ProductInfo, req: QuoteRequest
+) -> Planned:
+    selection = selection_from_json(dict(req.selection))
+    area = resolve_area(session, selection.sea_area) if selection.sea_area else None
+    assert product.version is not None
+    ds = store.open_version(product.version.store_path, dask=False)
+    planned = plan(product, ds, selection, area)
+    component, use = _component(req.component, planned)
+    ask = Ask(
+        offer=req.offer,
+        cells=planned.cells,
+        bytes=planned.bytes,
+        cells_by_variable=cells_by_variable(planned, product),
+        space_stride=selection.stride[0],
+        time_stride=selection.stride[1],
+        grid_step_deg=grid_step(product),
+        time_span_days=time_span_days(product, selection),
+        component=use,
+    )
+    return Planned(product, planned, component, ask)
+
+
+def price_planned(done: Planned, rules: PriceRules, customer: Customer, now: datetime) -> Priced:
+    if done.ask.offer is Offer.SUBSCRIPTION and rules.subscription is None:
+        raise InvalidParameter("offer", f"product {done.product.id!r} has no subscription offer")
+    return price(done.ask, rules, customer, now)
+
+
+def price_request(
+    session: Session,
+    store: DataStore,
+    viewer: Viewer,
+    req: QuoteRequest,
+    rules: PriceRules,
+    customer: Customer,
+    now: datetime,
+) -> PricedRequest:
+    """Plan ``req`` (metadata only) and price it under ``rules`` for ``customer``."""
+    done = plan_request(session, store, viewer, req)
+    priced = price_planned(done, rules, customer, now)
+    return PricedRequest(done.product, done.plan, done.component, priced)
+
+
+def create_quote(
+    session: Session,
+    store: DataStore,
+    signer: QuoteSigner,
+    principal: Principal,
+    viewer: Viewer,
+    req: QuoteRequest,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Plan, price, sign and store a quote in the caller's transaction; returns its JSON."""
+    now = (now or utcnow()).replace(microsecond=0)
+    product = product_for_quote(session, req.product, viewer)  # unknown or hidden: 404 first
+    book = current_book(session, req.product)
+    _check_offer(session, req, book, principal, now)
+    customer = customer_for(session, principal, req.product, book.rules, now)
+    done = plan_product(session, store, product, req)
+    planned, priced = done.plan, price_planned(done, book.rules, customer, now)
+    quote_id = "q_" + secrets.token_hex(16)
+    body = build_body(quote_id, principal, product, planned, req, done.component, book, priced)
+    digest, signature = signer.sign(body)
+    body["signer"] = signer.address
+    body["digest"] = digest
+    body["signature"] = signature
+    _record_subset(session, planned)
+    # A Core INSERT: the ORM's unit of work costs more than the whole row is worth here.
+    session.execute(
+        insert(Quote).values(
+            id=quote_id,
+            account_id=principal.account_id,
+            product_id=product.id,
+            subset_id=planned.subset_id,
+            price_book_id=book.id,
+            offer=req.offer.value,
+            currency=priced.currency.value,
+            total=priced.total,
+            free_cells=priced.free_cells,
+            body=body,
+            digest=digest,
+            signature=signature,
+            created_at=now,
+            expires_at=priced.expires_at,
+        )
+    )
+    return body
+
+
+def _record_subset(session: Session, planned: Plan) -> None:
+    """``catalog.products.record_subset`` as one INSERT ... ON CONFLICT DO NOTHING: racing
+    first quotes of a selection record its (deterministic) subset once, with no
+    read-then-write (which SQLite refuses under concurrent writers) and no savepoint."""
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert_(Subset)
+        .values(
+            id=planned.subset_id,
+            product_id=planned.product_id,
+            version_id=planned.version_id,
+            selection=planned.selection,
+            copy=planned.copy,
+            cells=planned.cells,
+            bytes=planned.bytes,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+def get_quote(session: Session, quote_id: str, principal: Principal | None = None) -> Quote:
+    """A stored quote; another account's quote is as missing as an unknown one."""
+    row = session.get(Quote, quote_id)
+    if row is None or (
+        principal is not None
+        and row.account_id != principal.account_id
+        and not principal.has(Scope.ADMIN)
+    ):
+        raise NotFound(f"no quote {quote_id!r}", extensions={"quote_id": quote_id})
+    return row
+
+
+def quote_money(row: Quote) -> Money:
+    return Money(row.total, Currency(row.currency))

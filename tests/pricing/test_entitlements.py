@@ -1,0 +1,104 @@
+"""Entitlement kinds, quota periods and the daily usage report, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from catalog.products import get_product
+from oceanmart.accounts import Principal, get_account
+from oceanmart.db import transaction
+from oceanmart.errors import NotEntitled, QuotaExhausted
+from pricing import reports
+from pricing.entitlements import check_access, create_for_order, grant
+from pricing.metering import Channel, Delivery, record_access
+from tests.conftest import Env
+from tests.pricing.conftest import PRODUCT, buyer
+
+T0 = datetime(2031, 1, 31, 23, 0, tzinfo=UTC)
+
+
+def _principal(env: Env, name: str) -> Principal:
+    from oceanmart.accounts import AccountKind
+
+    with env.sessions() as s:
+        acc = get_account(s, name)
+        return Principal(acc.id, acc.name, AccountKind(acc.kind), "k" * 16, frozenset())
+
+
+def _delivery(env: Env, cells: int, subset: str | None = None) -> Delivery:
+    with env.sessions() as s:
+        version = get_product(s, PRODUCT).version
+    assert version is not None
+    return Delivery(PRODUCT, version.id, Channel.ZARR, "h" * 64, cells, 4 * cells, subset)
+
+
+def test_a_purchased_subset_covers_its_subset_for_its_period(env: Env, levitus: str) -> None:
+    name, _ = buyer(env)
+    who = _principal(env, name)
+    with transaction(env.sessions) as s:
+        from catalog.models import Subset
+
+        version = get_product(s, PRODUCT).version
+        assert version is not None
+        for sid in ("sub_a_" + name[-10:], "sub_b_" + name[-10:]):
+            s.add(Subset(id=sid, product_id=PRODUCT, version_id=version.id, selection={},
+                         copy="map", cells=1, bytes=4))  # fmt: skip
+        s.flush()
+        ent = create_for_order(
+            s, account_id=who.account_id, product_id=PRODUCT, kind="subset", order_id="ord_t",
+            now=T0, expires_at=T0 + timedelta(days=30), subset_id="sub_a_" + name[-10:],
+        )  # fmt: skip
+    with env.sessions() as s:
+        assert check_access(s, who, PRODUCT, subset_id="sub_a_" + name[-10:], now=T0).id == ent
+        for subset, when in (
+            ("sub_b_" + name[-10:], T0),  # another subset
+            (None, T0),  # the whole product
+            ("sub_a_" + name[-10:], T0 + timedelta(days=30, seconds=1)),  # after the period
+        ):
+            with pytest.raises(NotEntitled) as err:
+                check_access(s, who, PRODUCT, subset_id=subset, now=when)
+            assert err.value.extensions["quote"]["href"] == "/v1/quotes"
+    with transaction(env.sessions) as s:
+        g = grant(s, name, PRODUCT, granted_by="test")
+    with env.sessions() as s:  # an unmetered grant covers everything and is preferred
+        assert check_access(s, who, PRODUCT, subset_id="sub_b_" + name[-10:], now=T0).id == g.id
+        assert check_access(s, who, PRODUCT, now=T0).kind == "grant"
+
+
+def test_quota_is_per_calendar_month_and_never_overdrawn(env: Env, priced: str) -> None:
+    name, _ = buyer(env)
+    who = _principal(env, name)
+    with transaction(env.sessions) as s:
+        ent = create_for_order(
+            s, account_id=who.account_id, product_id=PRODUCT, kind="subscription",
+            order_id="ord_q", now=T0, expires_at=T0 + timedelta(days=60), quota_cells=100,
+        )  # fmt: skip
+    for cells in (60, 40):
+        with transaction(env.sessions) as s:
+            record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+                          delivery=_delivery(env, cells), now=T0)  # fmt: skip
+    with pytest.raises(QuotaExhausted) as err, transaction(env.sessions) as s:
+        record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+                      delivery=_delivery(env, 1), now=T0)  # fmt: skip
+    assert err.value.extensions["used_cells"] == 100 and err.value.extensions["period"] == "2031-01"
+    assert err.value.extensions["quote"]["body"] == {"product": PRODUCT, "offer": "subscription"}
+    february = T0 + timedelta(hours=2)
+    with transaction(env.sessions) as s:  # a new month, a new quota
+        record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+                      delivery=_delivery(env, 100), now=february)  # fmt: skip
+    with env.sessions() as s:
+        info = check_access(s, who, PRODUCT, now=february)
+        assert (info.quota_used, info.quota_period) == (100, "2031-02")
+        rows = reports.usage(s, T0.date(), february.date(), account_id=who.account_id)
+    assert [(r.day, r.requests, r.cells) for r in rows] == [
+        ("2031-01-31", 2, 100),
+        ("2031-02-01", 1, 100),
+    ]
+    text = reports.to_csv(rows, reports.UsageRow)
+    assert text.splitlines() == [
+        "day,account,product,requests,cells,bytes",
+        f"2031-01-31,{name},{PRODUCT},2,100,400",
+        f"2031-02-01,{name},{PRODUCT},1,100,400",
+    ]
