@@ -201,7 +201,7 @@ def free_port() -> int:
 class Server:
     url: str
     env: Env
-    app: Any  # the FastAPI app it serves (its state: job runner, limiter)
+    app: Any = None  # the FastAPI app it serves (its state: job runner, limiter)
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
