@@ -16,15 +16,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from oceanmart.errors import (
     AlreadyExists,
     AuthenticationRequired,
+    ChainUnavailable,
     ConfigurationError,
     CorpusUnavailable,
     EmptySelection,
     IngestError,
     InvalidInput,
+    LedgerCorrupted,
+    LedgerError,
     NotFound,
     OceanMartError,
     PermissionDenied,
+    ReceiptPending,
     RequestTooLarge,
+    VerificationFailed,
 )
 
 log = structlog.get_logger(__name__)
@@ -42,6 +47,11 @@ STATUS: dict[type[OceanMartError], int] = {
     IngestError: 422,
     ConfigurationError: 500,
     CorpusUnavailable: 503,
+    LedgerError: 500,
+    LedgerCorrupted: 500,
+    ChainUnavailable: 503,
+    ReceiptPending: 503,
+    VerificationFailed: 422,
     OceanMartError: 500,
 }
 
@@ -93,6 +103,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if isinstance(exc, AuthenticationRequired):
         headers = {"WWW-Authenticate": 'Bearer realm="oceanmart"'}
+    if isinstance(exc, ReceiptPending | ChainUnavailable):
+        headers = {"Retry-After": str(exc.extensions.get("retry_after", 2))}
     if status >= 500:
         log.error("request.failed", code=exc.code, detail=exc.detail)
     return problem(request, status, exc.code, exc.title, exc.detail, exc.extensions, headers)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 # Every package's tables, so autogenerate and the schema check see the whole model.
-import catalog.models
-import catalog.sea_areas  # noqa: F401
+import ledger._store  # noqa: F401
 import oceanmart.accounts  # noqa: F401
 import pricing.entitlements  # noqa: F401
 from oceanmart.db import Base

@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import catalog.models  # noqa: F401
+import ledger._store  # noqa: F401
 import pricing.entitlements  # noqa: F401
 from oceanmart.accounts import ApiKey
 from oceanmart.db import Base, current_revision, head_revision, transaction
