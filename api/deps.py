@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.products import ANONYMOUS, OPERATOR, ProductInfo, Viewer, get_product
 from catalog.store import DataStore
+from ledger import Ledger
 from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey
@@ -60,9 +61,15 @@ def _store(request: Request) -> DataStore:
     return store
 
 
+def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
+LedgerDep = Annotated[Ledger, Depends(_ledger)]
 
 
 def _maybe_principal(
