@@ -166,9 +166,7 @@ def test_honest_inclusion_verifies_and_any_bit_flip_fails(data: st.DataObject, s
 
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), size=st.integers(2, 2000))
-def test_honest_consistency_verifies_and_any_bit_flip_fails(
-    data: st.DataObject, size: int
-) -> None:
+def test_honest_consistency_verifies_and_any_bit_flip_fails(data: st.DataObject, size: int) -> None:
     leaves = leaves_of(size, salt=size)
     tree = Tree(leaves)
     first = data.draw(st.integers(1, size - 1), label="first")
