@@ -395,7 +395,8 @@ class Ledger:
                 )
             if queued:
                 self.integrate(sessions)
-                found = self._find_leaf(sessions, access_id)
+            # again either way: an integrator may have moved it between the two looks
+            found = self._find_leaf(sessions, access_id)
         if found is None or (
             account_id is not None and decode(found[1]).get("account") != self.pseudonym(account_id)
         ):

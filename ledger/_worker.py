@@ -40,7 +40,7 @@ class LedgerWorker:
                 log.exception("ledger.worker_failed", error=type(exc).__name__)
                 continue
             if summary.chain_error:
-                backoff = min(max(2 * backoff, 1.0), 30.0)
+                backoff = min(max(2 * backoff, 1.0), 10.0)
                 next_anchor = clock + backoff
                 log.warning(
                     "ledger.chain_unavailable", detail=summary.chain_error, retry_in=backoff
