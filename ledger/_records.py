@@ -67,7 +67,8 @@ def pseudonym(secret: bytes, account_id: int) -> str:
 
 
 def _time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime; the form is the same RFC 3339.
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def encode(record: LedgerRecord, secret: bytes) -> bytes:

@@ -254,9 +254,6 @@ class Ledger:
         """Anchor every checkpoint not yet on chain, in order; re-send anchors a chain
         reset lost. Returns how many transactions were sent. Raises ChainUnavailable."""
         with self._anchor_lock:
-            chain = self.chain
-            contract = self.contract(sessions)
-            sent = self._reanchor_after_reset(sessions, chain, contract)
             with sessions() as s:
                 pending = s.execute(
                     select(store.CheckpointRow.size, store.CheckpointRow.root)
@@ -264,6 +261,12 @@ class Ledger:
                     .where(store.AnchorRow.size.is_(None))
                     .order_by(store.CheckpointRow.size)
                 ).all()
+                anchored = s.scalar(select(func.count()).select_from(store.AnchorRow))
+            if not pending and not anchored:
+                return 0  # nothing to anchor yet: leave the chain alone
+            chain = self.chain
+            contract = self.contract(sessions)
+            sent = self._reanchor_after_reset(sessions, chain, contract)
             for size, root in pending:
                 sent += self._anchor_one(sessions, chain, contract, size, root)
             return sent

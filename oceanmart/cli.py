@@ -400,7 +400,8 @@ def ledger_checkpoint(
     size = ledger.integrate(sessions)
     made = ledger.checkpoint(sessions, force=True)
     if made is None:
-        _out(f"ledger size {size}: the latest checkpoint already covers it")
+        state = "the ledger is empty" if size == 0 else "the latest checkpoint covers it"
+        _out(f"ledger size {size}: {state}")
     else:
         _out(f"checkpoint size {made.size} root {made.root.hex()}")
     if anchor:
@@ -409,8 +410,9 @@ def ledger_checkpoint(
         except ChainUnavailable as exc:
             _out(f"not anchored yet: {exc.detail} (anchoring catches up later)")
             return
-        latest = ledger.latest_checkpoint(sessions)
-        where = latest.anchor
+        if made is None and size == 0:
+            return
+        where = ledger.latest_checkpoint(sessions).anchor
         if where is not None:
             _out(
                 f"anchored ({sent} transaction(s) sent): chain {where.chain_id} "
@@ -576,6 +578,7 @@ def demo(
         f"  sea area     {base}/v1/products/{spec.id}/subset"
         "?sea_area=zhoushan-fishing-ground&depth=0,50&variables=TEMP"
     )
+    _out(f"  ledger       {base}/v1/ledger  (receipts: {base}/v1/receipts/ACCESS_ID)")
     _out(f"  admin key    {admin_key}")
     _out(f"  buyer key    {buyer_key}")
     _out(f'  try: curl -H "Authorization: Bearer {buyer_key}" {base}/v1/products')
