@@ -36,6 +36,7 @@ from ledger import _store as store  # noqa: E402
 from ledger._chain import contract_interface  # noqa: E402
 from ledger._merkle import leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 from oceanmart.db import make_engine, make_sessionmaker, transaction, upgrade  # noqa: E402
+from oceanmart.logging import configure_logging  # noqa: E402
 from oceanmart.secrets import operator_key  # noqa: E402
 from oceanmart.settings import Settings  # noqa: E402
 from tests.ledger.conftest import Anvil, anvil_binary  # noqa: E402
@@ -163,8 +164,12 @@ def peer(anvil: Anvil, accesses: int) -> float:
     anvil.fund(account.address)
     w3 = Web3(HTTPProvider(anvil.url))
     abi, bytecode = contract_interface()
-    tx = w3.eth.contract(abi=abi, bytecode=bytecode).constructor(b"\x01" * 32).build_transaction(
-        {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)}
+    tx = (
+        w3.eth.contract(abi=abi, bytecode=bytecode)
+        .constructor(b"\x01" * 32)
+        .build_transaction(
+            {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)}
+        )
     )
     h = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
     address = w3.eth.wait_for_transaction_receipt(h)["contractAddress"]
@@ -196,6 +201,7 @@ def main() -> None:
     parser.add_argument("--peer-accesses", type=int, default=1000)
     parser.add_argument("--postgres", help="also measure appends on this PostgreSQL URL")
     args = parser.parse_args()
+    configure_logging("WARNING", "console")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         anvil = Anvil(anvil_binary(), None)
