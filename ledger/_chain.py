@@ -158,7 +158,7 @@ class Web3Backend(AnchorBackend):
         )
         raw = self._account.sign_transaction(tx).raw_transaction
         tx_hash = self._send_raw(raw)
-        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.05)
+        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
 
     def ensure_contract(self, known: str | None, note_key: bytes) -> str:
         def run() -> str:

@@ -145,6 +145,8 @@ class Ledger:
         self._chain = chain
         self._chain_lock = threading.Lock()
         self._anchor_lock = threading.Lock()
+        self._contract: str | None = None  # the anchor contract, once checked on chain
+        self._pseudonyms: dict[int, str] = {}  # HMAC is the costliest part of an append
 
     # -- appending (in the caller's transaction) ---------------------------------------
 
@@ -154,22 +156,34 @@ class Ledger:
         The leaf gets its index when the integrator runs (at most
         ``ledger_poll_seconds`` later on a server, or on demand for a receipt).
         """
-        leaf = encode(record, self._secret)
-        store.enqueue(session, [(leaf, record.access_id)])
+        store.append_one(session, self._encode(record), record.access_id)
 
     def append_many(self, session: Session, records: Iterable[LedgerRecord]) -> None:
         """Queue several records in one statement (same transaction semantics)."""
-        rows = [(encode(r, self._secret), r.access_id) for r in records]
+        rows = [(self._encode(r), r.access_id) for r in records]
         if rows:
             store.enqueue(session, rows)
 
     def pseudonym(self, account_id: int) -> str:
-        return pseudonym(self._secret, account_id)
+        found = self._pseudonyms.get(account_id)
+        if found is None:
+            found = pseudonym(self._secret, account_id)
+            if len(self._pseudonyms) > 100_000:
+                self._pseudonyms.clear()
+            self._pseudonyms[account_id] = found
+        return found
+
+    def _encode(self, record: LedgerRecord) -> bytes:
+        account = None if record.account_id is None else self.pseudonym(record.account_id)
+        return encode(record, self._secret, account)
 
     # -- integration and checkpoints ---------------------------------------------------
 
     def integrate(self, sessions: sessionmaker[Session]) -> int:
         """Give every queued leaf its index; returns the tree size."""
+        with sessions() as s:  # a read first: an idle log takes no write lock
+            if s.scalar(select(store.QueuedLeaf.id).limit(1)) is None:
+                return store.tree_size(s)
         while True:
             with transaction(sessions) as s:
                 old, new = store.integrate(s, _BATCH)
@@ -181,20 +195,14 @@ class Ledger:
     ) -> CheckpointInfo | None:
         """Sign a checkpoint of the integrated tree if one is due (or ``force``) and the
         tree grew; the new root must be consistent with the last signed one."""
+        with sessions() as s:  # a read first: nothing due takes no write lock
+            if not self._due(s, store.tree_size(s), force):
+                return None
         with transaction(sessions) as s:
             size = store.lock(s)
-            last = s.scalar(
-                select(store.CheckpointRow).order_by(store.CheckpointRow.size.desc()).limit(1)
-            )
-            if size == 0 or (last is not None and last.size >= size):
+            if not self._due(s, size, force):
                 return None
-            if not force and last is not None:
-                grown = size - last.size >= self.settings.ledger_checkpoint_every
-                waited = utcnow() - last.created_at >= timedelta(
-                    seconds=self.settings.ledger_checkpoint_seconds
-                )
-                if not (grown or waited):
-                    return None
+            last = self._last(s)
             root = store.root(s, size)
             if last is not None:
                 self._check_previous(s, last, size, root)
@@ -203,6 +211,24 @@ class Ledger:
             s.add(row)
         log.info("ledger.checkpoint", size=size, root=root.hex())
         return _info(row, None)
+
+    @staticmethod
+    def _last(s: Session) -> store.CheckpointRow | None:
+        return s.scalar(
+            select(store.CheckpointRow).order_by(store.CheckpointRow.size.desc()).limit(1)
+        )
+
+    def _due(self, s: Session, size: int, force: bool) -> bool:
+        last = self._last(s)
+        if size == 0 or (last is not None and last.size >= size):
+            return False
+        if force or last is None:
+            return True
+        grown = size - last.size >= self.settings.ledger_checkpoint_every
+        waited = utcnow() - last.created_at >= timedelta(
+            seconds=self.settings.ledger_checkpoint_seconds
+        )
+        return grown or waited
 
     def _check_previous(
         self, s: Session, last: store.CheckpointRow, size: int, root: bytes
@@ -236,9 +262,12 @@ class Ledger:
         chain = None if self.settings.chain_url else self.chain
         return chain if isinstance(chain, EmbeddedBackend) else None
 
-    def contract(self, sessions: sessionmaker[Session]) -> str:
-        """The anchor contract on the current chain (deployed on first use or after a reset)."""
+    def contract(self, sessions: sessionmaker[Session], *, recheck: bool = False) -> str:
+        """The anchor contract on the current chain (deployed on first use or after a
+        reset). Checked on chain once per process, or again with ``recheck``."""
         chain = self.chain
+        if self._contract is not None and not recheck:
+            return self._contract
         key = f"contract:{chain.chain_id}"
         with sessions() as s:
             known = s.get(store.LedgerMeta, key)
@@ -248,6 +277,7 @@ class Ledger:
             with transaction(sessions) as s:
                 s.merge(store.LedgerMeta(key=key, value=address))
             log.info("ledger.contract", chain_id=chain.chain_id, contract=address)
+        self._contract = address
         return address
 
     def anchor(self, sessions: sessionmaker[Session]) -> int:
@@ -266,9 +296,16 @@ class Ledger:
                 return 0  # nothing to anchor yet: leave the chain alone
             chain = self.chain
             contract = self.contract(sessions)
-            sent = self._reanchor_after_reset(sessions, chain, contract)
+            try:
+                latest = chain.latest_size(contract)
+            except ChainUnavailable:
+                # the node is down, or the contract is gone (a chain reset): look again
+                contract = self.contract(sessions, recheck=True)
+                latest = chain.latest_size(contract)
+            sent, latest = self._reanchor_after_reset(sessions, chain, contract, latest)
             for size, root in pending:
-                sent += self._anchor_one(sessions, chain, contract, size, root)
+                one, latest = self._anchor_one(sessions, chain, contract, size, root, latest)
+                sent += one
             return sent
 
     def _anchor_one(
@@ -278,15 +315,26 @@ class Ledger:
         contract: str,
         size: int,
         root: bytes,
-    ) -> int:
+        latest: int,
+    ) -> tuple[int, int]:
+        """Anchor (size, root) unless the contract has it; ``latest`` is the contract's
+        largest size, which tells without asking whether it may have it. Returns the
+        transactions sent and the new largest size."""
         sent = 0
-        ref: AnchorRef | None
-        if chain.root_at(contract, size) == root:
+        ref: AnchorRef | None = None
+        on_chain = chain.root_at(contract, size) if size <= latest else None
+        if on_chain == root:
             ref = chain.find_anchor(contract, size)
-        else:
+        elif on_chain is not None:
+            raise LedgerCorrupted(
+                f"size {size} is anchored on chain {chain.chain_id} with root "
+                f"{on_chain.hex()}, but the log's checkpoint says {root.hex()}"
+            )
+        elif size > latest:
             try:
                 ref = chain.anchor(contract, size, root)
                 sent = 1
+                latest = size
             except AnchorSkipped:
                 ref = None
         with transaction(sessions) as s:
@@ -302,11 +350,11 @@ class Ledger:
                 )
             )
         log.info("ledger.anchor", size=size, status="anchored" if ref else "skipped")
-        return sent
+        return sent, latest
 
     def _reanchor_after_reset(
-        self, sessions: sessionmaker[Session], chain: AnchorBackend, contract: str
-    ) -> int:
+        self, sessions: sessionmaker[Session], chain: AnchorBackend, contract: str, latest: int
+    ) -> tuple[int, int]:
         with sessions() as s:
             rows = s.execute(
                 select(store.AnchorRow.size, store.AnchorRow.contract, store.CheckpointRow.root)
@@ -316,14 +364,16 @@ class Ledger:
                 .order_by(store.AnchorRow.size)
             ).all()
         if not rows:
-            return 0
+            return 0, latest
         moved = any(c != contract for _, c, _ in rows)
-        if not moved and chain.latest_size(contract) >= rows[-1][0]:
-            return 0
+        if not moved and latest >= rows[-1][0]:
+            return 0, latest
         log.warning("ledger.chain_reset", chain_id=chain.chain_id, anchors=len(rows))
-        return sum(
-            self._anchor_one(sessions, chain, contract, size, root) for size, _, root in rows
-        )
+        sent = 0
+        for size, _, root in rows:
+            one, latest = self._anchor_one(sessions, chain, contract, size, root, latest)
+            sent += one
+        return sent, latest
 
     # -- one round of background work --------------------------------------------------
 
@@ -561,7 +611,14 @@ class Ledger:
     ) -> None:
         try:
             chain = self.chain
-            contract = self.contract(sessions)
+            with sessions() as s:  # the audit reads; it never deploys
+                known = s.get(store.LedgerMeta, f"contract:{chain.chain_id}")
+                anchored = s.scalar(select(func.count()).select_from(store.AnchorRow))
+            if known is None:
+                if anchored:
+                    report.problems.append(f"no anchor contract known on chain {chain.chain_id}")
+                return
+            contract = known.value
             on_chain = chain.anchors(contract)
         except ChainUnavailable as exc:
             report.problems.append(f"chain: {exc.detail}")
