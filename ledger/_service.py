@@ -613,9 +613,9 @@ class Ledger:
             chain = self.chain
             with sessions() as s:  # the audit reads; it never deploys
                 known = s.get(store.LedgerMeta, f"contract:{chain.chain_id}")
-                anchored = s.scalar(select(func.count()).select_from(store.AnchorRow))
+                any_anchor = s.scalar(select(func.count()).select_from(store.AnchorRow))
             if known is None:
-                if anchored:
+                if any_anchor:
                     report.problems.append(f"no anchor contract known on chain {chain.chain_id}")
                 return
             contract = known.value
