@@ -57,8 +57,19 @@ class LedgerRecord:
                 raise InvalidInput(f"ledger record {name} must be an integer below 2**53")
         for name in ("product_version", "selection_hash", "currency", "order_id", "access_id"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or len(value) > _MAX_TEXT):
+            if value is not None and (
+                not isinstance(value, str) or len(value) > _MAX_TEXT or not _unicode(value)
+            ):
                 raise InvalidInput(f"ledger record {name} must be text of at most {_MAX_TEXT}")
+
+
+def _unicode(value: str) -> bool:
+    """False for text holding lone surrogates, which UTF-8 (and RFC 8785) cannot carry."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def pseudonym(secret: bytes, account_id: int) -> str:

@@ -42,7 +42,7 @@ from ledger._merkle import (
 )
 from oceanmart.db import Base, UTCDateTime, utcnow
 
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+# SQLite's rowid is an INTEGER PRIMARY KEY (64-bit); PostgreSQL gets BIGINT.
 _QueueId = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -59,7 +59,8 @@ class Leaf(Base):
 
     __tablename__ = "ledger_leaves"
 
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # INTEGER on SQLite makes idx the rowid: one B-tree insert a leaf instead of two.
+    idx: Mapped[int] = mapped_column(_QueueId, primary_key=True, autoincrement=False)
     leaf: Mapped[bytes] = mapped_column(LargeBinary)
     access_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
 

@@ -65,6 +65,7 @@ def test_accounts_are_pseudonymous_and_stable() -> None:
         {"amount": 1.5},
         {"amount": True},
         {"order_id": "x" * 201},
+        {"access_id": "\ud800"},
     ],
 )
 def test_bad_records_are_refused(bad: dict[str, object]) -> None:

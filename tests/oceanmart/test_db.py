@@ -6,7 +6,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import catalog.models  # noqa: F401
+import catalog.models
+import catalog.sea_areas  # noqa: F401
 import ledger._store  # noqa: F401
 import pricing.entitlements  # noqa: F401
 from oceanmart.accounts import ApiKey

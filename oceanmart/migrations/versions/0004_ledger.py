@@ -33,7 +33,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "ledger_leaves",
-        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column(
+            "idx",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("leaf", sa.LargeBinary(), nullable=False),
         sa.Column("access_id", sa.String(length=200), nullable=True),
         sa.PrimaryKeyConstraint("idx", name=op.f("pk_ledger_leaves")),
