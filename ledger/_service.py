@@ -25,6 +25,7 @@ from ledger._chain import AnchorBackend, AnchorRef, AnchorSkipped, EmbeddedBacke
 from ledger._merkle import ProofError, leaf_hash, node_hash, verify_consistency
 from ledger._notes import Checkpoint, NoteError, NoteSigner, VerifierKey, open_checkpoint
 from ledger._records import LedgerRecord, decode, encode, pseudonym
+from ledger._verify import RECEIPT_FORMAT
 from oceanmart.db import transaction, utcnow
 from oceanmart.errors import (
     ChainUnavailable,
@@ -38,7 +39,6 @@ from oceanmart.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-RECEIPT_FORMAT = "oceanmart-receipt/1"
 _BATCH = 20_000
 
 
@@ -165,6 +165,7 @@ class Ledger:
             store.enqueue(session, rows)
 
     def pseudonym(self, account_id: int) -> str:
+        """The account's pseudonym in leaves (what a receipt's ``record.account`` shows)."""
         found = self._pseudonyms.get(account_id)
         if found is None:
             found = pseudonym(self._secret, account_id)
