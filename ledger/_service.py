@@ -391,6 +391,17 @@ class Ledger:
 
     # -- reading -----------------------------------------------------------------------
 
+    def known_contract(self, sessions: sessionmaker[Session]) -> tuple[int, str] | None:
+        """(chain id, contract) last used for anchoring, from the database alone."""
+        with sessions() as s:
+            row = s.execute(
+                select(store.AnchorRow.chain_id, store.AnchorRow.contract)
+                .where(store.AnchorRow.status == "anchored")
+                .order_by(store.AnchorRow.anchored_at.desc())
+                .limit(1)
+            ).first()
+        return (int(row[0]), str(row[1])) if row else None
+
     def size(self, sessions: sessionmaker[Session]) -> int:
         with sessions() as s:
             return store.tree_size(s)

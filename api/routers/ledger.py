@@ -25,7 +25,7 @@ from api.schemas import (
 )
 from ledger import CheckpointInfo, Ledger
 from oceanmart.accounts import Scope
-from oceanmart.errors import ChainUnavailable, NotFound
+from oceanmart.errors import NotFound
 from oceanmart.settings import Settings
 
 router = APIRouter(tags=["ledger"])
@@ -85,13 +85,10 @@ def receipt(
 def info(
     request: Request, ledger: LedgerDep, sessions: SessionsDep, settings: SettingsDep
 ) -> LedgerInfo:
-    """The log's origin, checkpoint key, size and anchoring chain (public)."""
-    chain_id = contract = None
-    try:
-        chain_id = ledger.chain.chain_id
-        contract = ledger.contract(sessions)
-    except ChainUnavailable:
-        pass
+    """The log's origin, checkpoint key, size and anchoring chain (public; the chain and
+    contract are those of the latest anchor, null before the first)."""
+    known = ledger.known_contract(sessions)
+    chain_id, contract = known if known else (None, None)
     return LedgerInfo(
         origin=settings.ledger_origin,
         verifier_key=ledger.signer.verifier_key,
