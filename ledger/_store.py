@@ -27,7 +27,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ledger._merkle import (
@@ -229,22 +228,16 @@ def integrate(session: Session, limit: int) -> tuple[int, int]:
         border.append(leaf_hash(leaf), new_nodes)
     _bulk_insert(session, "ledger_leaves", "idx, leaf, access_id", leaves)
     _bulk_insert(session, "ledger_nodes", "level, idx, hash", new_nodes)
-    ids = [row[0] for row in queued]
     if conn.dialect.name == "postgresql":
+        # Ids are not commit-ordered here: delete exactly the rows that were read.
+        ids = [row[0] for row in queued]
         conn.exec_driver_sql("DELETE FROM ledger_queue WHERE id = ANY(%s)", (ids,))
     else:
-        _delete_ids(conn, ids)
+        # SQLite has one writer, and this transaction is it (the lock above): every
+        # queued row up to the last one read was read, and no other can appear.
+        conn.exec_driver_sql("DELETE FROM ledger_queue WHERE id <= ?", (queued[-1][0],))
     session.execute(update(TreeState).where(TreeState.id == 1).values(size=border.size))
     return size, border.size
-
-
-def _delete_ids(conn: Connection, ids: list[int]) -> None:
-    for i in range(0, len(ids), 5000):
-        part = ids[i : i + 5000]
-        conn.exec_driver_sql(
-            f"DELETE FROM ledger_queue WHERE id IN ({', '.join(['?'] * len(part))})",  # noqa: S608
-            tuple(part),
-        )
 
 
 def root(session: Session, size: int) -> bytes:
