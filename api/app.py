@@ -22,6 +22,7 @@ from api.routers import (
     entitlements,
     health,
     jobs,
+    ledger,
     plans,
     pricebooks,
     products,
@@ -36,6 +37,7 @@ from api.routers import (
 from catalog.job_runner import JobRunner
 from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
+from ledger import Ledger, LedgerWorker
 from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
 from pricing.checkout import payments_from_settings
@@ -57,14 +59,21 @@ def create_app(settings: Settings) -> FastAPI:
     runner = JobRunner(
         sessions, store, workers=settings.job_workers, max_job_bytes=settings.max_job_bytes
     )
+    the_ledger = Ledger(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The ledger's integrator/checkpointer/anchorer runs beside the requests.
+        worker = LedgerWorker(the_ledger, sessions) if settings.ledger_background else None
+        if worker:
+            worker.start()
         runner.start()
         try:
             yield
         finally:
             runner.stop()
+            if worker:
+                worker.stop()
 
     app = FastAPI(
         title="OceanMart",
@@ -82,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_heavy_per_key
     )
     app.state.payments = payments_from_settings(settings)
+    app.state.ledger = the_ledger
     errors.install(app)
     for router in (
         health.router,
@@ -102,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         pricebooks.router,
         reports.router,
         console.router,
+        ledger.router,
     ):
         app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=console.CONSOLE_DIR / "static"), "console")

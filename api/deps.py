@@ -37,6 +37,7 @@ from catalog.products import (
 from catalog.sea_areas import SeaAreaInfo, resolve_area
 from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
+from ledger import Ledger
 from oceanmart.accounts import Principal, Scope, authenticate
 from oceanmart.db import transaction
 from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParameter
@@ -100,6 +101,11 @@ async def _limiter(request: Request) -> KeyLimiter:
     return limiter
 
 
+async def _ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 LimiterDep = Annotated[KeyLimiter, Depends(_limiter)]
 JobsDep = Annotated[JobRunner, Depends(_jobs)]
@@ -107,6 +113,7 @@ ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 StoreDep = Annotated[DataStore, Depends(_store)]
 PaymentsDep = Annotated[Payments, Depends(_payments)]
+LedgerDep = Annotated[Ledger, Depends(_ledger)]
 
 
 def _maybe_principal(

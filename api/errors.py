@@ -17,19 +17,24 @@ from oceanmart.errors import (
     AlreadyExists,
     AuthenticationRequired,
     Cancelled,
+    ChainUnavailable,
     ConfigurationError,
     Conflict,
     CorpusUnavailable,
     EmptySelection,
     IngestError,
     InvalidInput,
+    LedgerCorrupted,
+    LedgerError,
     NotFound,
     OceanMartError,
     PaymentProviderError,
     PaymentRequired,
     PermissionDenied,
+    ReceiptPending,
     RequestTooLarge,
     TooManyRequests,
+    VerificationFailed,
 )
 
 log = structlog.get_logger(__name__)
@@ -52,6 +57,11 @@ STATUS: dict[type[OceanMartError], int] = {
     ConfigurationError: 500,
     PaymentProviderError: 502,
     CorpusUnavailable: 503,
+    LedgerError: 500,
+    LedgerCorrupted: 500,
+    ChainUnavailable: 503,
+    ReceiptPending: 503,
+    VerificationFailed: 422,
     OceanMartError: 500,
 }
 
@@ -112,6 +122,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
             {"rel": "quote", "href": "/v1/quotes", "method": "POST"},
             {"rel": "job", "href": "/v1/jobs", "method": "POST"},
         ]
+    elif isinstance(exc, ReceiptPending | ChainUnavailable):
+        headers = {"Retry-After": str(exc.extensions.get("retry_after", 2))}
     if status >= 500:
         log.error("request.failed", code=exc.code, detail=exc.detail)
     return problem(request, status, exc.code, exc.title, exc.detail, extensions, headers)

@@ -174,3 +174,68 @@ class SubsetOut(BaseModel):
     cells: int
     bytes: int
     created_at: datetime
+
+
+class AnchorOut(BaseModel):
+    status: str = Field(description="anchored, or skipped (a larger size was anchored first)")
+    chain_id: int
+    contract: str
+    transaction: str | None
+    block_number: int | None
+
+
+class CheckpointOut(BaseModel):
+    size: int
+    root: str = Field(description="SHA-256 root hash, base64 (as in the note)")
+    note: str = Field(description="The C2SP signed note: origin, size, root, signature")
+    created_at: datetime
+    anchor: AnchorOut | None
+
+
+class ConsistencyOut(BaseModel):
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    proof: list[str] = Field(description="RFC 9162 consistency proof, base64 hashes")
+
+
+class LedgerInfo(BaseModel):
+    origin: str
+    verifier_key: str = Field(description="Ed25519 signed-note key of the checkpoints")
+    size: int
+    chain_id: int | None
+    contract: str | None
+    rpc_url: str | None = Field(description="JSON-RPC URL of the anchoring chain")
+
+
+class RecordOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    v: int
+    kind: str
+    time: str
+    account: str | None
+
+
+class ReceiptAnchorOut(BaseModel):
+    chain_id: int
+    contract: str
+    transaction: str | None
+    block_number: int | None
+    rpc_url: str | None
+
+
+class ReceiptOut(BaseModel):
+    """Everything needed to check one access without the operator's database:
+    ``oceanmart ledger verify receipt.json`` does it."""
+
+    format: str
+    access_id: str
+    record: RecordOut
+    leaf: str = Field(description="The leaf bytes (canonical JSON), base64")
+    leaf_index: int
+    tree_size: int
+    inclusion_proof: list[str]
+    checkpoint: str
+    verifier_key: str
+    anchor: ReceiptAnchorOut

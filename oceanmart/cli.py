@@ -59,6 +59,10 @@ app.add_typer(ent_app, name="entitlements")
 app.add_typer(products_app, name="products")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(areas_app, name="sea-areas")
+ledger_app = typer.Typer(
+    help="The append-only ledger: checkpoints, anchors, receipts, audits.", no_args_is_help=True
+)
+app.add_typer(ledger_app, name="ledger")
 
 SPECS = Path(__file__).resolve().parent.parent / "ingest" / "specs"
 LEVITUS_SPEC = SPECS / "levitus-climatology.yaml"
@@ -473,6 +477,109 @@ def corpus_verify() -> None:
         raise typer.Exit(1)
 
 
+# -- ledger ---------------------------------------------------------------------------
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(
+    anchor: Annotated[
+        bool, typer.Option("--anchor/--no-anchor", help="Also anchor on the chain.")
+    ] = True,
+) -> None:
+    """Integrate queued records, sign a checkpoint of everything, and anchor it."""
+    from ledger import Ledger
+    from oceanmart.errors import ChainUnavailable
+
+    settings = _settings()
+    sessions = _sessions(settings)
+    ledger = Ledger(settings)
+    size = ledger.integrate(sessions)
+    made = ledger.checkpoint(sessions, force=True)
+    if made is None:
+        state = "the ledger is empty" if size == 0 else "the latest checkpoint covers it"
+        _out(f"ledger size {size}: {state}")
+    else:
+        _out(f"checkpoint size {made.size} root {made.root.hex()}")
+    if anchor:
+        try:
+            sent = ledger.anchor(sessions)
+        except ChainUnavailable as exc:
+            _out(f"not anchored yet: {exc.detail} (anchoring catches up later)")
+            return
+        if made is None and size == 0:
+            return
+        where = ledger.latest_checkpoint(sessions).anchor
+        if where is not None:
+            _out(
+                f"anchored ({sent} transaction(s) sent): chain {where.chain_id} "
+                f"contract {where.contract} tx {where.tx_hash}"
+            )
+
+
+@ledger_app.command("anchor")
+def ledger_anchor() -> None:
+    """Anchor every checkpoint not yet on chain (and re-send what a chain reset lost)."""
+    from ledger import Ledger
+
+    settings = _settings()
+    sessions = _sessions(settings)
+    sent = Ledger(settings).anchor(sessions)
+    _out(f"anchoring up to date ({sent} transaction(s) sent)")
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    receipt: Annotated[Path, typer.Argument(help="A receipt JSON (GET /v1/receipts/{id}).")],
+    chain_url: Annotated[
+        str | None, typer.Option(help="Chain JSON-RPC URL (default: the receipt's rpc_url).")
+    ] = None,
+    contract: Annotated[
+        str | None, typer.Option(help="Pin the anchor contract address you trust.")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Pin the checkpoint verifier key.")] = None,
+) -> None:
+    """Verify a receipt with no database: leaf, inclusion proof, checkpoint signature and
+    the root anchored on chain. Exit 0 only when every check passes."""
+    import json
+
+    from ledger import verify_receipt
+
+    try:
+        document = json.loads(receipt.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OceanMartError(f"cannot read {receipt}: {exc}") from None
+    result = verify_receipt(document, chain_url=chain_url, contract=contract, verifier_key=key)
+    for ok, message in result.checks:
+        _out(f"{'ok' if ok else 'FAIL'}: {message}")
+    if not result.ok:
+        _out("receipt NOT verified")
+        raise typer.Exit(1)
+    _out("receipt verified")
+
+
+@ledger_app.command("audit")
+def ledger_audit(
+    chain: Annotated[
+        bool, typer.Option("--chain/--no-chain", help="Also compare with the chain's anchors.")
+    ] = True,
+) -> None:
+    """Recompute the log from its stored leaves; compare with every stored node, signed
+    checkpoint and chain anchor. Exit 1 on any difference."""
+    from ledger import Ledger
+
+    settings = _settings()
+    report = Ledger(settings).audit(_sessions(settings), chain=chain)
+    _out(
+        f"{report.size} leaves, {report.checkpoints} checkpoints, "
+        f"{report.anchors_checked} anchors checked"
+    )
+    for problem in report.problems:
+        _out(f"PROBLEM: {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+    _out("audit passed")
+
+
 # -- serving --------------------------------------------------------------------------
 
 
@@ -577,6 +684,7 @@ def demo(
     _out(f"  price book   {spec.id} version {book.version} (oceanmart price-books show {spec.id})")
     _out(f"  credits      demo-buyer {credit.display()} {credit.currency.value}")
     _out(f"  console      {base}/console (sign in with the admin key)")
+    _out(f"  ledger       {base}/v1/ledger  (receipts: {base}/v1/receipts/ACCESS_ID)")
     _out(f"  admin key    {admin_key}")
     _out(f"  buyer key    {buyer_key}")
     _out(f'  try: curl -H "Authorization: Bearer {buyer_key}" {base}/v1/products')

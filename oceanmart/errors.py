@@ -208,6 +208,41 @@ class CorpusUnavailable(OceanMartError):
     title = "Corpus file cannot be fetched"
 
 
+class LedgerError(OceanMartError):
+    """The ledger cannot do what was asked (base of the ledger's errors)."""
+
+    code = "ledger-error"
+    title = "Ledger error"
+
+
+class LedgerCorrupted(LedgerError):
+    """Stored leaves, nodes, checkpoints or anchors disagree: the log was tampered with."""
+
+    code = "ledger-corrupted"
+    title = "The ledger failed a consistency check"
+
+
+class ChainUnavailable(LedgerError):
+    """The anchoring chain cannot be reached; appends and checkpoints go on meanwhile."""
+
+    code = "chain-unavailable"
+    title = "The anchoring chain is unavailable"
+
+
+class ReceiptPending(LedgerError):
+    """The access is logged but its checkpoint is not anchored yet: retry shortly."""
+
+    code = "receipt-pending"
+    title = "The receipt is not ready yet"
+
+
+class VerificationFailed(OceanMartError):
+    """A receipt, proof or checkpoint does not verify; ``detail`` says why."""
+
+    code = "verification-failed"
+    title = "Verification failed"
+
+
 def all_error_types() -> list[type[OceanMartError]]:
     """Every error class in the tree, base first (used for docs and tests)."""
     seen: list[type[OceanMartError]] = []

@@ -67,6 +67,23 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key that pseudonymises account ids in the ledger. Unset: kept in var/.",
     )
+    ledger_origin: str = Field(
+        default="oceanmart.local/ledger",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,99}$",
+        description="Origin line of the ledger's checkpoints (C2SP) and its note key name.",
+    )
+    ledger_checkpoint_every: int = Field(
+        default=1000, gt=0, description="Sign a checkpoint after this many new records..."
+    )
+    ledger_checkpoint_seconds: float = Field(
+        default=5.0, gt=0, description="...or this long after the last one, if anything is new."
+    )
+    ledger_background: bool = Field(
+        default=True, description="The server integrates, checkpoints and anchors in a thread."
+    )
+    ledger_poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often that thread looks for new records."
+    )
     dask_scheduler: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -8,6 +8,7 @@ from alembic import context
 import catalog.jobs
 import catalog.models
 import catalog.sea_areas  # noqa: F401
+import ledger._store  # noqa: F401
 import oceanmart.accounts
 import oceanmart.web_sessions  # noqa: F401
 import pricing.books

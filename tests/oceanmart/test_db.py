@@ -7,7 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import catalog.jobs
-import catalog.models  # noqa: F401
+import catalog.models
+import catalog.sea_areas  # noqa: F401
+import ledger._store  # noqa: F401
 import oceanmart.web_sessions  # noqa: F401
 import pricing.books
 import pricing.credits

@@ -1,0 +1,49 @@
+"""The background thread of a server: integrate, checkpoint and anchor every few tenths
+of a second, backing off from an unreachable chain without stopping the rest."""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger._service import Ledger
+
+log = structlog.get_logger(__name__)
+
+
+class LedgerWorker:
+    def __init__(self, ledger: Ledger, sessions: sessionmaker[Session]) -> None:
+        self.ledger = ledger
+        self.sessions = sessions
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        poll = self.ledger.settings.ledger_poll_seconds
+        backoff = 0.0
+        next_anchor = 0.0
+        clock = 0.0
+        while not self._stop.wait(poll):
+            clock += poll
+            try:
+                summary = self.ledger.run_once(self.sessions, anchor=clock >= next_anchor)
+            except Exception as exc:  # the thread must outlive any one failure
+                log.exception("ledger.worker_failed", error=type(exc).__name__)
+                continue
+            if summary.chain_error:
+                backoff = min(max(2 * backoff, 1.0), 10.0)
+                next_anchor = clock + backoff
+                log.warning(
+                    "ledger.chain_unavailable", detail=summary.chain_error, retry_in=backoff
+                )
+            elif clock >= next_anchor:
+                backoff = 0.0
