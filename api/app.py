@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.limiter = KeyLimiter(
         settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_heavy_per_key
     )
-    app.state.payments = payments_from_settings(settings)
+    app.state.payments = payments_from_settings(settings, the_ledger)
     app.state.ledger = the_ledger
     errors.install(app)
     for router in (

@@ -217,6 +217,7 @@ class Entitled:
     entitlement: EntitlementInfo | None
     subset: SubsetInfo | None
     sessions: sessionmaker[Session]
+    ledger: Ledger
     job: JobInfo | None = None
 
     @property
@@ -237,6 +238,7 @@ class Entitled:
                 entitlement = entitle(session, self.principal, other)
             return record_access(
                 session,
+                self.ledger,
                 account_id=self.principal.account_id,
                 key_id=self.principal.key_id,
                 entitlement_id=entitlement.id if entitlement else None,
@@ -272,6 +274,7 @@ def _gate(
     principal: Principal,
     sessions: sessionmaker[Session],
     viewer: Viewer,
+    ledger: Ledger,
 ) -> Entitled:
     job = None
     subset = None
@@ -287,7 +290,7 @@ def _gate(
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError("a data route names neither a product, a subset nor a job")
         entitlement = entitle(session, principal, product, subset)
-    return Entitled(principal, product, entitlement, subset, sessions, job)
+    return Entitled(principal, product, entitlement, subset, sessions, ledger, job)
 
 
 def run_source(
@@ -317,7 +320,11 @@ def run_source(
 
 
 async def data_gate(
-    request: Request, principal: DataReader, sessions: SessionsDep, viewer: ViewerDep
+    request: Request,
+    principal: DataReader,
+    sessions: SessionsDep,
+    viewer: ViewerDep,
+    ledger: LedgerDep,
 ) -> Entitled:
     """THE gate of every data route: key, `data:read` scope and an entitlement covering
     what the route serves: a product (path parameter ``product_id``, or the ``product``
@@ -336,7 +343,7 @@ async def data_gate(
         if not isinstance(product_id, str) or not product_id:
             raise InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return await run_in_threadpool(_gate, params, principal, sessions, viewer)
+    return await run_in_threadpool(_gate, params, principal, sessions, viewer, ledger)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]

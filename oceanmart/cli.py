@@ -319,9 +319,14 @@ def books_set(
         doc = json.loads(rules.read_text())
     except (OSError, ValueError) as exc:
         raise OceanMartError(f"cannot read rules from {rules}: {exc}") from None
+    from ledger import Ledger
+
     parsed = parse_rules(doc)
-    with transaction(_sessions(_settings())) as session:
-        book = save_book(session, product, parsed, created_by="cli", note=note)
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        book = save_book(
+            session, product, parsed, created_by="cli", ledger=Ledger(settings), note=note
+        )
     _out(f"{book.product_id}: price book version {book.version} ({book.sha256[:12]})")
 
 
@@ -623,6 +628,7 @@ def demo(
     from ingest import ingest as run
     from ingest import load_spec
     from ingest.vector import read_geojson
+    from ledger import Ledger
     from oceanmart.accounts import create_account, create_key, get_account
     from oceanmart.db import make_sessionmaker, transaction, upgrade
     from oceanmart.errors import NotFound
@@ -665,7 +671,13 @@ def demo(
         if has is None:
             grant(session, "demo-buyer", spec.id, granted_by="demo")
         save_areas(session, read_geojson(SEA_AREAS))
-        book = save_book(session, spec.id, parse_rules(EXAMPLE_RULES), created_by="demo")
+        book = save_book(
+            session,
+            spec.id,
+            parse_rules(EXAMPLE_RULES),
+            created_by="demo",
+            ledger=Ledger(settings),
+        )
         if balance(session, buyer.id, Currency.CNY).amount == 0:
             grant_credits(session, "demo-buyer", from_major("1000", "CNY"), created_by="demo")
         credit = balance(session, buyer.id, Currency.CNY)

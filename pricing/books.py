@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.models import Product
+from ledger import Ledger, LedgerRecord
 from oceanmart.db import Base, UTCDateTime, utcnow
 from oceanmart.errors import Conflict, InvalidParameter, NotForSale, NotFound
 from pricing.money import Currency
@@ -276,16 +277,19 @@ def save_book(
     rules: PriceRules,
     *,
     created_by: str,
+    ledger: Ledger,
     note: str = "",
     expect_version: int | None = None,
 ) -> BookInfo:
-    """Append a new version of a product's price book (the price-book change event).
+    """Append a new version of a product's price book (the price-book change event,
+    appended to the ledger in the same transaction).
 
     ``expect_version`` (the version the editor started from) makes concurrent edits
     safe: if someone saved in between, this save is refused instead of overwriting.
     Saving rules identical to the current version records nothing and returns it.
     """
-    if session.get(Product, product_id) is None:
+    product = session.get(Product, product_id)
+    if product is None:
         raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
     latest = session.scalar(
         select(PriceBook)
@@ -320,4 +324,14 @@ def save_book(
             f"the price book of {product_id!r} changed while saving: reload and edit again",
             extensions={"product": product_id},
         ) from None
+    ledger.append(
+        session,
+        LedgerRecord(
+            kind="price-book-change",
+            time=row.created_at,
+            product_version=product.current_version_id,
+            selection_hash=digest,  # the new rules, as quotes pin them
+            currency=rules.currency,
+        ),
+    )
     return _info(row)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.models import Product
+from ledger import Ledger
 from oceanmart.accounts import Account, Principal
 from oceanmart.db import transaction, utcnow
 from oceanmart.errors import (
@@ -60,6 +61,7 @@ class Payments:
 
     signer: QuoteSigner
     gateways: Mapping[str, PaymentGateway]
+    ledger: Ledger  # purchases and refunds are appended in their own transactions
 
     def gateway(self, name: str) -> PaymentGateway:
         try:
@@ -181,10 +183,10 @@ def place_order(
         transition(session, order, S.PENDING_PAYMENT, now, f"payment by {payment}")
         if order.amount == 0:
             transition(session, order, S.PAID, now, "nothing to pay")
-            fulfil(session, order, now)
+            fulfil(session, order, now, payments.ledger)
         elif gateway.collect(session, order, now):
             transition(session, order, S.PAID, now, f"paid by {payment}")
-            fulfil(session, order, now)
+            fulfil(session, order, now, payments.ledger)
         pending = order.status == S.PENDING_PAYMENT.value
         to_pay = _to_pay(order, quote, principal.account_name)
         result = info(session, order)
@@ -236,11 +238,11 @@ def refund(
             )
         if order.amount > 0:
             order.refund_id = payments.gateway(order.payment).refund(session, order, now)
-        refund_order(session, order, now, f"refunded by {by}")
+        refund_order(session, order, now, f"refunded by {by}", payments.ledger)
         return info(session, order)
 
 
-def payments_from_settings(settings: Settings) -> Payments:
+def payments_from_settings(settings: Settings, ledger: Ledger) -> Payments:
     """The quote signer (operator key) and the gateways configured: credits always,
     Stripe when OCEANMART_STRIPE_API_KEY is set (then its webhook secret must be too)."""
     gateways: dict[str, PaymentGateway] = {"credits": CreditsGateway()}
@@ -255,6 +257,7 @@ def payments_from_settings(settings: Settings) -> Payments:
                 webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
                 public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
                 api_base=settings.stripe_api_base,
-            )
+            ),
+            ledger,
         )
-    return Payments(QuoteSigner(operator_key(settings)), gateways)
+    return Payments(QuoteSigner(operator_key(settings)), gateways, ledger)

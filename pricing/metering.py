@@ -18,6 +18,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from ledger import Ledger, LedgerRecord
 from oceanmart.db import Base, UTCDateTime, utcnow
 from pricing.entitlements import consume_quota
 
@@ -81,6 +82,7 @@ def new_access_id() -> str:
 
 def record_access(
     session: Session,
+    ledger: Ledger,
     *,
     account_id: int,
     key_id: str,
@@ -89,8 +91,9 @@ def record_access(
     access_id: str | None = None,
     now: datetime | None = None,
 ) -> AccessInfo:
-    """Record one delivery in the caller's transaction and return its access id
-    (``access_id`` when the caller made it beforehand, e.g. to write it into a file).
+    """Record one delivery in the caller's transaction, with its ledger leaf, and return
+    its access id (``access_id`` when the caller made it beforehand, e.g. to write it
+    into a file).
 
     A delivery under a metered entitlement (subscription, research tier) first takes its
     cells from the entitlement's quota, in this same transaction: an exhausted quota
@@ -114,6 +117,19 @@ def record_access(
         bytes=delivery.bytes,
     )
     session.add(row)
+    ledger.append(
+        session,
+        LedgerRecord(
+            kind="access",
+            time=now,
+            account_id=account_id,
+            product_version=delivery.version_id,
+            selection_hash=delivery.selection_hash,
+            cells=delivery.cells,
+            bytes=delivery.bytes,
+            access_id=row.id,
+        ),
+    )
     session.flush()
     return AccessInfo(row.id, row.created_at, account_id, key_id, entitlement_id, delivery)
 

@@ -27,6 +27,8 @@ from fractions import Fraction
 from sqlalchemy import BigInteger, ForeignKey, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from catalog.models import Product, Subset
+from ledger import Ledger, LedgerRecord, RecordKind
 from oceanmart.accounts import Account
 from oceanmart.db import Base, UTCDateTime, utcnow
 from oceanmart.errors import InvalidOrderState, NotFound
@@ -241,9 +243,32 @@ def _add_months(t: datetime, months: int) -> datetime:
     return t + timedelta(days=30 * months)
 
 
-def fulfil(session: Session, order: Order, now: datetime) -> int:
+def _version_of(session: Session, order: Order) -> str | None:
+    """The product version an order delivers: its subset's, else the current one."""
+    if order.subset_id is not None:
+        subset = session.get(Subset, order.subset_id)
+        if subset is not None:
+            return subset.version_id
+    return session.scalar(select(Product.current_version_id).where(Product.id == order.product_id))
+
+
+def _ledger_record(session: Session, order: Order, kind: RecordKind, now: datetime) -> LedgerRecord:
+    return LedgerRecord(
+        kind=kind,
+        time=now,
+        account_id=order.account_id,
+        product_version=_version_of(session, order),
+        selection_hash=order.subset_id,
+        amount=order.amount,
+        currency=order.currency,
+        order_id=order.id,
+    )
+
+
+def fulfil(session: Session, order: Order, now: datetime, ledger: Ledger) -> int:
     """paid -> fulfilled: the entitlement the offer gives, and the provider's revenue
-    share (the purchase event). Returns the entitlement id."""
+    share (the purchase event, appended to the ledger in the same transaction).
+    Returns the entitlement id."""
     rules = get_book(session, order.price_book_id).rules
     offer = Offer(order.offer)
     if offer is Offer.SUBSCRIPTION:
@@ -286,11 +311,16 @@ def fulfil(session: Session, order: Order, now: datetime) -> int:
     order.provider_share = share
     order.operator_share = order.amount - share
     transition(session, order, S.FULFILLED, now, f"entitlement {ent}")
+    ledger.append(session, _ledger_record(session, order, "purchase", now))
     return ent
 
 
-def refund_order(session: Session, order: Order, now: datetime, reason: str) -> list[int]:
-    """paid | fulfilled -> refunded, revoking what the order granted (the refund event).
-    The money has been returned by the gateway already. Returns revoked entitlement ids."""
+def refund_order(
+    session: Session, order: Order, now: datetime, reason: str, ledger: Ledger
+) -> list[int]:
+    """paid | fulfilled -> refunded, revoking what the order granted (the refund event,
+    appended to the ledger). The money has been returned by the gateway already.
+    Returns revoked entitlement ids."""
     transition(session, order, S.REFUNDED, now, reason)
+    ledger.append(session, _ledger_record(session, order, "refund", now))
     return revoke_for_order(session, order.id, now)

@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, String, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from ledger import Ledger
 from oceanmart.db import Base, UTCDateTime, transaction, utcnow
 from oceanmart.errors import InvalidWebhook, PaymentProviderError
 from pricing.orders import Order, OrderStatus, fulfil, lock_order, refund_order, transition
@@ -70,8 +71,9 @@ def _raise_provider(exc: stripe.StripeError) -> PaymentProviderError:
 class StripeGateway(PaymentGateway):
     name = "stripe"
 
-    def __init__(self, config: StripeConfig) -> None:
+    def __init__(self, config: StripeConfig, ledger: Ledger) -> None:
         self.config = config
+        self.ledger = ledger
         if config.api_base:
             self.client = stripe.StripeClient(
                 config.api_key, base_addresses={"api": config.api_base}, max_network_retries=2
@@ -240,7 +242,7 @@ class StripeGateway(PaymentGateway):
             order.refunded_at = now
             return "expired: late payment refunded"
         transition(session, order, S.PAID, now, "Stripe: checkout completed")
-        fulfil(session, order, now)
+        fulfil(session, order, now, self.ledger)
         return "fulfilled"
 
     def _refunded(self, session: Session, order: Order, intent: str | None, now: datetime) -> str:
@@ -248,7 +250,7 @@ class StripeGateway(PaymentGateway):
             order.stripe_payment_intent = intent
             transition(session, order, S.PAID, now, "Stripe: refund seen before the payment")
         if order.status in (S.PAID.value, S.FULFILLED.value):
-            refund_order(session, order, now, "Stripe: charge refunded")
+            refund_order(session, order, now, "Stripe: charge refunded", self.ledger)
             return "refunded"
         return f"ignored: order is {order.status}"
 

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import xarray as xr
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.store import DataStore
+from ledger import Ledger
 from oceanmart.accounts import create_account, create_key
 from oceanmart.db import make_engine, make_sessionmaker, transaction, upgrade
 from oceanmart.errors import CorpusUnavailable
@@ -110,6 +112,11 @@ class Env:
     settings: Settings
     sessions: sessionmaker[Session]
     store: DataStore
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The deployment's ledger (what the app builds at start-up)."""
+        return Ledger(self.settings)
 
     def admin_key(self) -> str:
         name = unique("admin")

@@ -25,6 +25,7 @@ from api.deps import (
     CONSOLE_COOKIE,
     ConsoleForm,
     ConsoleUser,
+    LedgerDep,
     PaymentsDep,
     SessionsDep,
     StoreDep,
@@ -355,6 +356,7 @@ def save(
     user: ConsoleUser,
     form: ConsoleForm,
     sessions: SessionsDep,
+    ledger: LedgerDep,
 ) -> Response:
     expect = int(form.get("version", "0") or 0)
     try:
@@ -365,6 +367,7 @@ def save(
                 product_id,
                 rules,
                 created_by=user.account_name,
+                ledger=ledger,
                 note=form.get("note", "")[:200],
                 expect_version=expect or None,
             )

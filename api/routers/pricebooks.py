@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import Admin, CatalogReader, ProductDep, SessionsDep, StoreDep, ViewerDep
+from api.deps import Admin, CatalogReader, LedgerDep, ProductDep, SessionsDep, StoreDep, ViewerDep
 from api.pricing_schemas import (
     LineOut,
     MoneyOut,
@@ -50,7 +50,7 @@ def versions(product: ProductDep, _: Admin, sessions: SessionsDep) -> list[Price
 
 @router.put("/price-books/{product_id}", response_model=PriceBookOut)
 def save(
-    product: ProductDep, body: PriceBookIn, admin: Admin, sessions: SessionsDep
+    product: ProductDep, body: PriceBookIn, admin: Admin, sessions: SessionsDep, ledger: LedgerDep
 ) -> PriceBookOut:
     """Save new rules as the next version (quotes already given keep theirs)."""
     rules = parse_rules(body.rules)
@@ -60,6 +60,7 @@ def save(
             product.id,
             rules,
             created_by=admin.account_name,
+            ledger=ledger,
             note=body.note,
             expect_version=body.expect_version,
         )

@@ -33,7 +33,7 @@ SMALL = {"bbox": [-10, -10, 10, 10], "depth": [0, 100], "variables": ["TEMP"]}
 def use_book(env: Env, rules: dict[str, Any], product: str = PRODUCT) -> BookInfo:
     """Make ``rules`` the product's current price book (a new version if they differ)."""
     with transaction(env.sessions) as s:
-        return save_book(s, product, parse_rules(rules), created_by="test")
+        return save_book(s, product, parse_rules(rules), created_by="test", ledger=env.ledger)
 
 
 def buyer(

@@ -77,16 +77,19 @@ def test_quota_is_per_calendar_month_and_never_overdrawn(env: Env, priced: str) 
         )  # fmt: skip
     for cells in (60, 40):
         with transaction(env.sessions) as s:
-            record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+            record_access(s, env.ledger, account_id=who.account_id, key_id=who.key_id,
+                          entitlement_id=ent,
                           delivery=_delivery(env, cells), now=T0)  # fmt: skip
     with pytest.raises(QuotaExhausted) as err, transaction(env.sessions) as s:
-        record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+        record_access(s, env.ledger, account_id=who.account_id, key_id=who.key_id,
+                          entitlement_id=ent,
                       delivery=_delivery(env, 1), now=T0)  # fmt: skip
     assert err.value.extensions["used_cells"] == 100 and err.value.extensions["period"] == "2031-01"
     assert err.value.extensions["quote"]["body"] == {"product": PRODUCT, "offer": "subscription"}
     february = T0 + timedelta(hours=2)
     with transaction(env.sessions) as s:  # a new month, a new quota
-        record_access(s, account_id=who.account_id, key_id=who.key_id, entitlement_id=ent,
+        record_access(s, env.ledger, account_id=who.account_id, key_id=who.key_id,
+                          entitlement_id=ent,
                       delivery=_delivery(env, 100), now=february)  # fmt: skip
     with env.sessions() as s:
         info = check_access(s, who, PRODUCT, now=february)

@@ -8,6 +8,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -212,8 +213,10 @@ def test_stripe_errors_fail_the_order_cleanly(stripe_shop: Shop, priced: str) ->
     not os.environ.get("OCEANMART_TEST_STRIPE_API_KEY", "").startswith("sk_test_"),
     reason="set OCEANMART_TEST_STRIPE_API_KEY=sk_test_... to run against Stripe's test mode",
 )
-def test_real_stripe_test_mode_checkout() -> None:
+def test_real_stripe_test_mode_checkout(tmp_path: Path) -> None:
     """Against api.stripe.com in test mode: a Checkout Session for an order, idempotent."""
+    from ledger import Ledger
+    from oceanmart.settings import Settings
     from pricing.money import Currency, Money
     from pricing.payments import OrderToPay
     from pricing.stripe_payments import StripeConfig, StripeGateway
@@ -223,7 +226,8 @@ def test_real_stripe_test_mode_checkout() -> None:
             api_key=os.environ["OCEANMART_TEST_STRIPE_API_KEY"],
             webhook_secret="whsec_unused",
             public_url="https://example.com",
-        )
+        ),
+        Ledger(Settings(var_dir=tmp_path)),
     )
     now = datetime.now(UTC)
     order = OrderToPay(
