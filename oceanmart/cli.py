@@ -693,6 +693,9 @@ def demo(
         f"  sea area     {base}/v1/products/{spec.id}/subset"
         "?sea_area=zhoushan-fishing-ground&depth=0,50&variables=TEMP"
     )
+    _out(f"  STAC         {base}/stac")
+    _out(f"  EDR          {base}/edr/collections/{spec.id}/position?coords=POINT(-30%2010)&z=0/500")
+    _out(f"  Zarr         {base}/zarr/products/{spec.id}  (xr.open_zarr, key in the headers)")
     _out(f"  price book   {spec.id} version {book.version} (oceanmart price-books show {spec.id})")
     _out(f"  credits      demo-buyer {credit.display()} {credit.currency.value}")
     _out(f"  console      {base}/console (sign in with the admin key)")

@@ -54,6 +54,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _has_nul(params: Any) -> bool:
+    if isinstance(params, str):
+        return "\x00" in params
+    if isinstance(params, dict):
+        return any(_has_nul(v) for v in params.values())
+    if isinstance(params, list | tuple):
+        return any(_has_nul(v) for v in params)
+    return False
+
+
+def _refuse_nul(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    """Text with a NUL character is bad input on every backend: PostgreSQL cannot store
+    it (a driver error, a 500 otherwise) and SQLite would cut C strings at it."""
+    if _has_nul(parameters):
+        from oceanmart.errors import InvalidInput
+
+        raise InvalidInput("text must not contain NUL (U+0000) characters")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite, create the folder and turn on WAL and foreign keys."""
     if url.startswith("sqlite"):
@@ -62,6 +83,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

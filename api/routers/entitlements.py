@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from api.deps import Admin, SessionsDep
 from api.schemas import EntitlementIn, EntitlementOut
@@ -37,6 +37,8 @@ def list_(
 
 
 @router.delete("/{entitlement_id}", response_model=EntitlementOut)
-def revoke(entitlement_id: int, _: Admin, sessions: SessionsDep) -> EntitlementOut:
+def revoke(
+    entitlement_id: Annotated[int, Path(ge=1, le=2**31 - 1)], _: Admin, sessions: SessionsDep
+) -> EntitlementOut:
     with transaction(sessions) as session:
         return EntitlementOut.model_validate(entitlements.revoke(session, entitlement_id))

@@ -58,3 +58,12 @@ def test_naive_datetimes_are_refused(env: Env) -> None:
         create_account(s, name, "research")
     with pytest.raises(InvalidInput), transaction(env.sessions) as s:
         create_key(s, name, "catalog:read", expires_at=datetime(2031, 1, 1))
+
+
+def test_text_with_nul_is_bad_input_on_every_backend(env: Env) -> None:
+    from oceanmart.accounts import get_account
+    from oceanmart.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as info, env.sessions() as s:
+        get_account(s, "bad\x00name")
+    assert "NUL" in info.value.detail
