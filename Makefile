@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-deps corpus clean
+.PHONY: demo test lint typecheck system-deps corpus clean venv bench-peer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## The peer of bench/serve.py (xpublish + xpublish-edr), in its own environment.
+bench-peer: .venv-peer/.installed
+
+.venv-peer/.installed: bench/peer-requirements.txt
+	$(PYTHON) -m venv .venv-peer
+	.venv-peer/bin/pip install --quiet -r bench/peer-requirements.txt
+	touch $@
 
 ## Run the marketplace on the embedded default (./var): ingest real data, print keys, serve.
 demo: $(STAMP)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from oceanmart.accounts import AccountKind, Scope
@@ -239,3 +240,9 @@ class ReceiptOut(BaseModel):
     checkpoint: str
     verifier_key: str
     anchor: ReceiptAnchorOut
+
+
+# NetCDF outputs: uncompressed unless asked (catalog.subset.write_netcdf says why).
+Compression = Annotated[
+    int, Query(ge=0, le=9, description="NetCDF deflate level, 0 (none, the default) to 9")
+]

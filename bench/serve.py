@@ -15,7 +15,8 @@ for a point series (open + read) against local `xr.open_zarr`; and requests/s of
 point queries at concurrency 16 against the peer. Bytes read / bytes returned come from
 OceanMart's own plans (decoded bytes of the chunks touched / bytes of the values).
 
-Run: ``.venv/bin/pip install -e '.[bench]'`` then ``.venv/bin/python bench/serve.py``.
+Run: ``make bench-peer`` (the peer's own environment, ``.venv-peer``; see
+``bench/peer-requirements.txt`` for why it is apart) then ``.venv/bin/python bench/serve.py``.
 """
 
 from __future__ import annotations
@@ -123,8 +124,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--steps", type=int, default=365)
     parser.add_argument("--requests", type=int, default=400, help="for the rate at concurrency 16")
+    parser.add_argument("--work", type=Path, help="reuse the product ingested by an earlier run")
+    parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="om-bench-serve-"))
+    if not args.peer_python.exists():
+        raise SystemExit(f"{args.peer_python} is missing: run `make bench-peer` first")
+    work = args.work or Path(tempfile.mkdtemp(prefix="om-bench-serve-"))
     env = {
         **os.environ,
         "OCEANMART_VAR_DIR": str(work / "var"),
@@ -134,15 +139,18 @@ def main() -> None:
         "OCEANMART_RATE_LIMIT_BURST": "100000",
     }
     src = work / "sst.nc"
-    print(f"[bench] generating {args.steps}x720x1440 float32", file=sys.stderr, flush=True)
-    _generate()(src, args.steps)
-    print("[bench] ingesting (both copies)", file=sys.stderr, flush=True)
-    oceanmart(env, "db", "upgrade")
-    oceanmart(env, "ingest", str(src), "--product", PRODUCT)
-    oceanmart(env, "accounts", "create", "bench", "--kind", "enterprise")
-    key = oceanmart(env, "keys", "create", "--account", "bench",
+    if not (work / "var" / "data" / "products" / PRODUCT).exists():
+        print(f"[bench] generating {args.steps}x720x1440 float32", file=sys.stderr, flush=True)
+        _generate()(src, args.steps)
+        print("[bench] ingesting (both copies)", file=sys.stderr, flush=True)
+        oceanmart(env, "db", "upgrade")
+        oceanmart(env, "ingest", str(src), "--product", PRODUCT)
+    print(f"[bench] work folder {work} (--work to reuse it)", file=sys.stderr, flush=True)
+    account = f"bench-{os.getpid()}"
+    oceanmart(env, "accounts", "create", account, "--kind", "enterprise")
+    key = oceanmart(env, "keys", "create", "--account", account,
                     "--scopes", "catalog:read,data:read").splitlines()[-1]  # fmt: skip
-    oceanmart(env, "entitlements", "grant", "--account", "bench", "--product", PRODUCT)
+    oceanmart(env, "entitlements", "grant", "--account", account, "--product", PRODUCT)
     version = next(p for p in (work / "var" / "data" / "products" / PRODUCT).iterdir())
 
     om_port, peer_port = free_port(), free_port()
@@ -153,7 +161,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         ),
         subprocess.Popen(
-            [sys.executable, "-c", PEER, str(version), str(peer_port)],
+            [str(args.peer_python), "-c", PEER, str(version), str(peer_port)],
             stderr=subprocess.DEVNULL,
         ),
     ]
@@ -189,7 +197,7 @@ def main() -> None:
 
         def floor_point() -> object:
             a, b = point()
-            return sst[copy].sel(lon=a, lat=b, method="nearest").values
+            return sst[copy].sel(longitude=a, latitude=b, method="nearest").values
 
         def om_point() -> object:
             a, b = point()
@@ -233,9 +241,13 @@ def main() -> None:
         plan = planned({"bbox": [120, 10, 130, 20], "datetime": f"{first}/{last}",
                         "variables": ["sst"]})  # fmt: skip
         copy = plan["copy"]
+
+        def box_floor() -> object:
+            cut = sst[copy].sel(longitude=slice(120, 130), latitude=slice(10, 20))
+            return cut.isel(time=slice(100, 130)).values
+
         rows.append(("10x10 deg box x 30 days (cube, NetCDF)", copy,
-                     *timings(lambda: sst[copy].sel(lon=slice(120, 130), lat=slice(10, 20))
-                              .isel(time=slice(100, 130)).values, args.repeat),
+                     *timings(box_floor, args.repeat),
                      *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
                                              params={**box, "f": "NetCDF"}).raise_for_status(),
                               args.repeat),
@@ -250,12 +262,12 @@ def main() -> None:
         def zarr_local() -> object:
             a, b = point()
             ds = xr.open_zarr(version / "series.zarr", zarr_format=3)
-            return ds["sst"].sel(lon=a, lat=b, method="nearest").values
+            return ds["sst"].sel(longitude=a, latitude=b, method="nearest").values
 
         def zarr_http() -> object:
             a, b = point()
             ds = xr.open_zarr(remote_url, zarr_format=3, storage_options={"headers": auth})
-            return ds["sst"].sel(lon=a, lat=b, method="nearest").values
+            return ds["sst"].sel(longitude=a, latitude=b, method="nearest").values
 
         lp50, lp95 = timings(zarr_local, args.repeat)
         hp50, hp95 = timings(zarr_http, args.repeat)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Product, ProductVersion, Subset, Variable
@@ -52,9 +54,36 @@ class ProductInfo:
     version: VersionInfo | None
 
 
+# A published version never changes (its id is a hash of its content), so its catalog
+# entry is read once per database: every data request looks its version up, and the
+# version row, its variables and their JSON cost ~1 ms a time. Keyed by engine, so two
+# databases in one process (the tests) never share entries; a version that is gone
+# (deleted rows) is still checked by the product row that points at it.
+_VERSIONS: weakref.WeakKeyDictionary[Engine, dict[str, VersionInfo]] = weakref.WeakKeyDictionary()
+_VERSIONS_MAX = 512
+_VERSIONS_LOCK = threading.Lock()
+
+
 def _version(session: Session, version_id: str | None) -> VersionInfo | None:
     if version_id is None:
         return None
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with _VERSIONS_LOCK:
+        cached = _VERSIONS.setdefault(engine, {}).get(version_id)
+    if cached is not None:
+        return cached
+    info = _read_version(session, version_id)
+    if info is not None:
+        with _VERSIONS_LOCK:
+            known = _VERSIONS.setdefault(engine, {})
+            if len(known) >= _VERSIONS_MAX:
+                known.clear()
+            known[version_id] = info
+    return info
+
+
+def _read_version(session: Session, version_id: str) -> VersionInfo | None:
     v = session.get(ProductVersion, version_id)
     if v is None:
         return None

@@ -213,17 +213,22 @@ def write_netcdf(
     version_id: str,
     selection: Selection,
     extra: dict[str, str] | None = None,
+    compression: int = 0,
 ) -> None:
-    """Write a CF-1.10 NetCDF4 file with provenance attributes (``ds`` from ``cut``)."""
+    """Write a CF-1.10 NetCDF4 file with provenance attributes (``ds`` from ``cut``).
+
+    ``compression`` is the deflate level (0-9, with shuffle) of the data variables. The
+    default is none, as the Copernicus Marine toolbox (``netcdf_compression_level=0``)
+    and ERDDAP do: deflate costs ~8x the write of an uncompressed file (a 4 MB field:
+    80 ms at level 1 against 11 ms), which a client on a fast link does not want to pay.
+    """
     out = ds.copy()
     for name, var in out.variables.items():
         var.encoding = {}
         if name in out.data_vars and np.issubdtype(var.dtype, np.floating):
-            var.encoding = {
-                "zlib": True,
-                "complevel": 4,
-                "_FillValue": netCDF4.default_fillvals[var.dtype.str[1:]],
-            }
+            var.encoding = {"_FillValue": netCDF4.default_fillvals[var.dtype.str[1:]]}
+            if compression:
+                var.encoding.update(zlib=True, shuffle=True, complevel=compression)
         elif np.issubdtype(var.dtype, np.floating):
             var.encoding = {"_FillValue": None}
         elif var.dtype.kind == "M":  # one unit for times and their bounds, as CF asks

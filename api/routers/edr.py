@@ -28,6 +28,7 @@ from api.deps import (
     StoreDep,
     ViewerDep,
 )
+from api.schemas import Compression
 from api.work import held, run_cancellable
 from catalog import edr, encode
 from catalog import subset as engine
@@ -181,10 +182,13 @@ async def _query(
     store: StoreDep,
     limiter: LimiterDep,
     fmt: str | None,
+    compression: int = 0,
     **params: Any,
 ) -> Response:
     try:
-        return await _answer(request, query, gate, settings, store, limiter, fmt, **params)
+        return await _answer(
+            request, query, gate, settings, store, limiter, fmt, compression, **params
+        )
     except InvalidParameter as exc:
         raise _edr_error(exc) from None
 
@@ -197,6 +201,7 @@ async def _answer(
     store: StoreDep,
     limiter: LimiterDep,
     fmt: str | None,
+    compression: int,
     **params: Any,
 ) -> Response:
     kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
@@ -244,7 +249,7 @@ async def _answer(
             with stack, watched(cancel):
                 engine.write_netcdf(
                     selected, tmp, product_id=product.id, version_id=version, selection=selection,
-                    extra={"oceanmart_access_id": access_id},
+                    extra={"oceanmart_access_id": access_id}, compression=compression,
                 )  # fmt: skip
             gate.record(delivery, access_id)
 
@@ -281,11 +286,13 @@ async def position(
     request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
     store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
     datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    compression: Compression = 0,
     method: Method = None,
 ) -> Response:  # fmt: skip
     """Values at a POINT (a time series, a profile) or at each point of a MULTIPOINT."""
     return await _query(
-        request, "position", gate, settings, store, limiter, f, coords=coords, z=z,
+        request, "position", gate, settings, store, limiter, f, compression,
+        coords=coords, z=z,
         datetime_=datetime, parameter_name=parameter_name, method=method,
     )  # fmt: skip
 
@@ -295,10 +302,12 @@ async def area(
     request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
     store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
     datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    compression: Compression = 0,
 ) -> Response:  # fmt: skip
     """Cells whose centre lies inside a POLYGON (others are missing values)."""
     return await _query(
-        request, "area", gate, settings, store, limiter, f, coords=coords, z=z,
+        request, "area", gate, settings, store, limiter, f, compression,
+        coords=coords, z=z,
         datetime_=datetime, parameter_name=parameter_name,
     )  # fmt: skip
 
@@ -309,10 +318,12 @@ async def cube(
     store: StoreDep, limiter: LimiterDep,
     bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
     z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    compression: Compression = 0,
 ) -> Response:  # fmt: skip
     """Every cell whose centre lies in a box (both ends included), over depth and time."""
     return await _query(
-        request, "cube", gate, settings, store, limiter, f, bbox=bbox, z=z,
+        request, "cube", gate, settings, store, limiter, f, compression,
+        bbox=bbox, z=z,
         datetime_=datetime, parameter_name=parameter_name,
     )  # fmt: skip
 
@@ -322,12 +333,14 @@ async def trajectory(
     request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
     store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
     datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    compression: Compression = 0,
     method: Method = None,
 ) -> Response:  # fmt: skip
     """Values along a ship track: `LINESTRING M (lon lat epoch_seconds, ...)` samples each
     vertex at its own time; a plain `LINESTRING` samples the vertices over `datetime`."""
     return await _query(
-        request, "trajectory", gate, settings, store, limiter, f, coords=coords, z=z,
+        request, "trajectory", gate, settings, store, limiter, f, compression,
+        coords=coords, z=z,
         datetime_=datetime, parameter_name=parameter_name, method=method,
     )  # fmt: skip
 
@@ -341,9 +354,11 @@ async def radius(
         str | None, Query(alias="within-units", description="km, m, mi or nm")
     ] = None,
     z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
+    compression: Compression = 0,
 ) -> Response:  # fmt: skip
     """Cells whose centre lies within a distance of a POINT."""
     return await _query(
-        request, "radius", gate, settings, store, limiter, f, coords=coords, within=within,
+        request, "radius", gate, settings, store, limiter, f, compression,
+        coords=coords, within=within,
         within_units=within_units, z=z, datetime_=datetime, parameter_name=parameter_name,
     )  # fmt: skip

@@ -20,7 +20,7 @@ from api.deps import (
     StoreDep,
     ViewerDep,
 )
-from api.schemas import ProductList, ProductOut
+from api.schemas import Compression, ProductList, ProductOut
 from catalog import subset as engine
 from catalog.products import list_products
 from catalog.sea_areas import resolve_area
@@ -83,6 +83,7 @@ def subset(
         ),
     ] = None,
     format: Annotated[Literal["netcdf"], Query(description="output format")] = "netcdf",
+    compression: Compression = 0,
 ) -> FileResponse:
     """Cut a subset of the product's current version and return it as CF NetCDF4."""
     selection = parse_selection(bbox, depth, variables, datetime, sea_area)
@@ -103,6 +104,7 @@ def subset(
             product_id=gate.product.id,
             version_id=version.id,
             selection=selection,
+            compression=compression,
         )
         access = gate.record(
             Delivery(

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, ZarrDep
+from api.schemas import Compression
 from api.work import run_cancellable
 from catalog import subset as engine
 from catalog.selection import selection_from_json
@@ -43,6 +44,7 @@ async def download(
     stores: ZarrDep,
     limiter: LimiterDep,
     format: Annotated[Format, Query(description="output format")] = "netcdf",
+    compression: Compression = 0,
 ) -> Response:
     """A saved subset (planned at `POST /v1/plans` or bought with an order) of the
     product version it was planned on. Always a heavy request for the key's limits."""
@@ -101,6 +103,7 @@ async def download(
                     version_id=version,
                     selection=selection,
                     extra={"oceanmart_subset": subset.id, "oceanmart_access_id": access_id},
+                    compression=compression,
                 )
             return tmp, gate.record(delivery(planned.cells, planned.bytes), access_id)
         except BaseException:

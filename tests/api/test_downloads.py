@@ -71,6 +71,33 @@ def test_netcdf_download_equals_cdo_and_names_its_access(
         assert row.cells == ours.TEMP.size
 
 
+def test_netcdf_is_uncompressed_unless_a_deflate_level_is_asked(
+    server: Server, levitus: str, tmp_path: Path
+) -> None:
+    import netCDF4
+
+    with server.client(_buyer(server)) as c:
+        subset_id = _plan(c, BOX)
+        url = f"/v1/subsets/{subset_id}/download"
+        plain = c.get(url, params={"format": "netcdf"})
+        packed = c.get(url, params={"format": "netcdf", "compression": 5})
+        bad = c.get(url, params={"format": "netcdf", "compression": 10})
+    assert plain.status_code == packed.status_code == 200, (plain.text, packed.text)
+    filters = {}
+    for name, r in (("plain", plain), ("packed", packed)):
+        (tmp_path / f"{name}.nc").write_bytes(r.content)
+        with netCDF4.Dataset(tmp_path / f"{name}.nc") as nc:
+            filters[name] = nc["TEMP"].filters()
+    assert not filters["plain"]["zlib"]
+    assert filters["packed"]["zlib"] and filters["packed"]["complevel"] == 5
+    assert filters["packed"]["shuffle"]
+    values = [xr.open_dataset(tmp_path / f"{n}.nc")["TEMP"].values for n in ("plain", "packed")]
+    np.testing.assert_array_equal(*values)
+    assert bad.status_code == 400, bad.text
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["parameter"] == "compression"
+
+
 def test_zipped_zarr_and_zarr_over_http_hold_the_netcdf_values(
     server: Server, levitus: str, tmp_path: Path
 ) -> None:

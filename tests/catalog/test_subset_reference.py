@@ -31,9 +31,13 @@ def _download(server: Server, key: str, tmp: Path, **params: str) -> xr.Dataset:
         r = c.get("/v1/products/levitus-climatology/subset", params={**params, "format": "netcdf"})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/x-netcdf"
-    path = tmp / "ours.nc"
+    # A new file each time: xarray keeps files it opened in a cache keyed by path, and a
+    # second download rewritten in place under the same name would be read through the
+    # first one's open handle.
+    path = tmp / f"ours-{len(list(tmp.glob('ours-*.nc')))}.nc"
     path.write_bytes(r.content)
-    return xr.open_dataset(path).load()
+    with xr.open_dataset(path) as ds:
+        return ds.load()
 
 
 def _as_ours(ref: xr.Dataset) -> xr.Dataset:
@@ -140,7 +144,7 @@ def test_output_is_cf_with_provenance(server: Server, buyer_key: str, tmp_path: 
     assert ours.TEMP.encoding["_FillValue"] == pytest.approx(9.969209968386869e36)
     # the netCDF C tools read it as CF too
     header = subprocess.run(
-        [require_tool("ncdump"), "-h", str(tmp_path / "ours.nc")],
+        [require_tool("ncdump"), "-h", ours.encoding["source"]],
         check=True,
         capture_output=True,
         text=True,
