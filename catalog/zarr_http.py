@@ -65,7 +65,10 @@ class StoredObject:
     """One object of a published Zarr store."""
 
     location: str  # path (local store) or URL (object store)
-    kind: Literal["metadata", "chunk"]
+    # "chunk": values of a data variable, metered; "metadata" (zarr.json) and
+    # "coordinate" (a chunk of a dimension's own axis: times, latitudes, ...) are gated
+    # but not metered, as the catalog publishes both free (STAC cube:dimensions).
+    kind: Literal["metadata", "coordinate", "chunk"]
     cells: int  # values in the chunk (the chunk grid's shape), 0 for metadata
     size: int  # stored bytes
     etag: str  # strong, stable: the store is immutable
@@ -83,6 +86,7 @@ class ZarrStores:
         self.store = store
         self._chunks: dict[str, tuple[int, ...]] = {}
         self._grids: dict[str, tuple[int, ...]] = {}
+        self._axes: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     def version_root(self, product: ProductInfo, copy: str) -> str:
@@ -94,12 +98,13 @@ class ZarrStores:
     def subset_root(self, subset_id: str) -> str:
         return self.store.location("subsets", f"{subset_id}.zarr")
 
-    def _array(self, root: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(chunk shape, chunk grid) of array ``name`` of the store at ``root``."""
+    def _array(self, root: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+        """(chunk shape, chunk grid, is a dimension's axis) of array ``name`` of the
+        store at ``root``."""
         where = f"{root}/{name}"
         with self._lock:
             if where in self._chunks:
-                return self._chunks[where], self._grids[where]
+                return self._chunks[where], self._grids[where], self._axes[where]
         try:
             meta = json.loads(self.store.fs.cat_file(f"{where}/zarr.json"))
         except FileNotFoundError:
@@ -109,9 +114,10 @@ class ZarrStores:
         shape = tuple(int(n) for n in meta["shape"])
         chunks = tuple(int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"])
         grid = tuple(math.ceil(s / c) if c else 0 for s, c in zip(shape, chunks, strict=True))
+        axis = meta.get("dimension_names") == [name.rsplit("/", 1)[-1]]
         with self._lock:
-            self._chunks[where], self._grids[where] = chunks, grid
-        return chunks, grid
+            self._chunks[where], self._grids[where], self._axes[where] = chunks, grid, axis
+        return chunks, grid, axis
 
     def resolve(self, root: str, key: str, etag_base: str) -> StoredObject:
         """The object at ``key`` of the store at ``root`` or NotFound (a missing chunk is
@@ -120,8 +126,8 @@ class ZarrStores:
         if (m := _METADATA.match(key)) is not None:
             kind: Literal["metadata", "chunk"] = "metadata"
         elif (m := _CHUNK.match(key)) is not None:
-            kind = "chunk"
-            chunks, grid = self._array(root, m.group(1))
+            chunks, grid, axis = self._array(root, m.group(1))
+            kind = "coordinate" if axis else "chunk"
             index = tuple(int(i) for i in m.group(2).strip("/").split("/"))
             if len(index) != len(grid) or any(i >= n for i, n in zip(index, grid, strict=True)):
                 raise NotFound(f"no chunk {key!r}")

@@ -1,7 +1,9 @@
 """Zarr v3 over HTTP: product versions and purchased subsets, readable by ``xr.open_zarr``.
 
 Stored objects are sent as they are (sendfile on a local store), with a strong ETag,
-``If-None-Match`` and byte ranges. Every object sent is one metered access.
+``If-None-Match`` and byte ranges. Every chunk of a data variable sent is one metered
+access; metadata (``zarr.json``) and the chunks of dimension axes (times, latitudes,
+depths: what STAC's ``cube:dimensions`` publishes free) pass the same gate unmetered.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _send(
     media = ZARR_JSON if obj.kind == "metadata" else OCTETS
     if obj.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    if request.method == "GET":
+    if request.method == "GET" and obj.kind == "chunk":
         access = gate.record(
             Delivery(
                 product_id=gate.product.id,

@@ -51,7 +51,7 @@ ROUTES: dict[str, Request] = {
         f"/zarr/products/{LEV}/TEMP/c/0/0/0"
     ),
     "/zarr/subsets/{subset_id}/{key:path}": lambda c, w: c.get(
-        f"/zarr/subsets/{w.subset_a}/zarr.json"
+        f"/zarr/subsets/{w.subset_a}/TEMP/c/0/0/0"
     ),
     "/v1/subsets/{subset_id}/download": lambda c, w: c.get(f"/v1/subsets/{w.subset_a}/download"),
     "/edr/collections/{product_id}/position": lambda c, w: c.get(

@@ -81,6 +81,31 @@ def test_chunks_are_stored_bytes_with_etag_ranges_and_an_access_id(
         assert row.cells == int(np.prod(local["TEMP"].encoding["chunks"]))
 
 
+def test_metadata_and_axes_are_gated_but_only_data_chunks_are_metered(
+    server: Server, levitus: str
+) -> None:
+    from sqlalchemy import func, select
+
+    key = _buyer(server)
+
+    def records() -> int:
+        with server.env.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(AccessRecord)) or 0)
+
+    with server.client(key) as c:
+        before = records()
+        for free in ("zarr.json", "TEMP/zarr.json", "latitude/c/0", "depth/c/0"):
+            r = c.get(f"/zarr/products/{PRODUCT}/{free}")
+            assert r.status_code == 200, (free, r.text)
+            assert "oceanmart-access-id" not in r.headers, free
+        assert records() == before
+        data = c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
+        assert data.status_code == 200 and "oceanmart-access-id" in data.headers
+        assert records() == before + 1
+    with server.client(None) as anonymous:
+        assert anonymous.get(f"/zarr/products/{PRODUCT}/latitude/c/0").status_code == 401
+
+
 def _version_path(server: Server) -> str:
     from catalog.products import get_product
 
