@@ -29,7 +29,7 @@ def test_quote_order_download_and_verify_the_receipts(server: Server, levitus: s
         subset = order.json()["subset_id"]
         nc = c.get(f"/v1/subsets/{subset}/download")
         assert nc.status_code == 200, nc.text
-        chunk = c.get(f"/zarr/subsets/{subset}/zarr.json")
+        chunk = c.get(f"/zarr/subsets/{subset}/TEMP/c/0/0/0")
         assert chunk.status_code == 200
         access_ids = [nc.headers["oceanmart-access-id"], chunk.headers["oceanmart-access-id"]]
         receipts = []
