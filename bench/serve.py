@@ -25,7 +25,6 @@ import argparse
 import importlib.util
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,9 +37,8 @@ from typing import Any
 
 import httpx
 import xarray as xr
+from _common import BIN, ROOT, free_port, oceanmart, wait
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 PRODUCT = "bench-sst"
 
 PEER = """
@@ -59,30 +57,6 @@ def _generate() -> Callable[[Path, int], None]:
     spec.loader.exec_module(module)
     generate: Callable[[Path, int], None] = module.generate
     return generate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit(f"server at {url} did not start")
-
-
-def oceanmart(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([str(BIN / "oceanmart"), *args], env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"oceanmart {' '.join(args)}: {r.stderr[-2000:]}")
-    return r.stdout
 
 
 def timings(fn: Callable[[], object], repeat: int) -> tuple[float, float]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,9 +23,8 @@ from pathlib import Path
 
 import httpx
 import xarray as xr
+from _common import BIN, ROOT, free_port, oceanmart, wait
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 CASES = {
     "small 10x10, 1 depth": {"bbox": "120,20,130,30", "depth": "0,0", "variables": "TEMP"},
     "medium 20x40, 7 depths": {"bbox": "-10,-20,10,20", "depth": "0,100", "variables": "TEMP"},
@@ -44,30 +42,6 @@ def send(name: str) -> FileResponse:
     return FileResponse(f"{sys.argv[1]}/{name}", media_type="application/x-netcdf")
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"server at {url} did not start")
-
-
-def oceanmart(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([str(BIN / "oceanmart"), *args], env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(r.stderr)
-    return r.stdout
 
 
 def xarray_cut(src: Path, params: dict[str, str], out: Path) -> None:

@@ -1,0 +1,43 @@
+"""What the benchmarks share: free ports, waiting for a server, the oceanmart CLI.
+
+The scripts run as ``python bench/NAME.py``, so this folder is on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(url: str, seconds: float = 120) -> None:
+    """Until ``url`` answers at all (any status), or give up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def oceanmart(env: dict[str, str], *args: str) -> str:
+    """Run the CLI; its stdout, or exit with its stderr's end."""
+    r = subprocess.run([str(BIN / "oceanmart"), *args], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"oceanmart {' '.join(args)}: {r.stderr[-2000:]}")
+    return r.stdout
