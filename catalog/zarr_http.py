@@ -124,7 +124,7 @@ class ZarrStores:
         how Zarr says "all fill value", so clients expect the 404)."""
         cells = 0
         if (m := _METADATA.match(key)) is not None:
-            kind: Literal["metadata", "chunk"] = "metadata"
+            kind: Literal["metadata", "coordinate", "chunk"] = "metadata"
         elif (m := _CHUNK.match(key)) is not None:
             chunks, grid, axis = self._array(root, m.group(1))
             kind = "coordinate" if axis else "chunk"

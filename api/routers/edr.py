@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,6 +63,9 @@ CONFORMANCE = [
 ]
 META = {"x-oceanmart-metadata": True}  # catalog documents: no data, no gate
 DATA = {"x-oceanmart-data": True}
+# Answers of at most this many value bytes are encoded whole in the worker thread and
+# sent as one body; larger ones stream piece by piece.
+WHOLE_BYTES = 1 << 20
 # Selection fields back to the EDR parameter a client wrote.
 PARAMETER = {"points": "coords", "route": "coords", "polygon": "coords", "depth": "z",
              "variables": "parameter-name", "time": "datetime"}  # fmt: skip
@@ -213,72 +217,83 @@ async def _answer(
     single = query == "position" and len(doc["points"]) == 1
     product, version = gate.product, gate.version.id
     access_id = new_access_id()
+    headers = {"OceanMart-Access-Id": access_id, "OceanMart-Product-Version": version}
+    tmp: Path | None = None
+    if kind == "netcdf":
+        fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
+        os.close(fd)
+        tmp = Path(name)
 
-    def cut(cancel: threading.Event) -> tuple[Any, Any, ExitStack]:
+    def answer(cancel: threading.Event) -> tuple[bytes | Iterator[bytes] | None, ExitStack]:
+        """Cut, encode (or write the file), meter: all in one worker thread, so the event
+        loop never waits on the data or the database. A small answer is encoded whole
+        here; a large one is returned as pieces, holding the heavy slot while it streams."""
         stack = ExitStack()
         try:
             with watched(cancel):
                 selected, planned = engine.cut(
                     store, product, selection, settings.max_request_bytes
                 )
-            if planned.bytes_to_read > settings.heavy_request_bytes:
-                stack.enter_context(limiter.heavy(gate.principal.key_id))
-            if single and "point" in selected.dims:
-                selected = selected.isel(point=0)
-            return selected, planned, stack
+                if planned.bytes_to_read > settings.heavy_request_bytes:
+                    stack.enter_context(limiter.heavy(gate.principal.key_id))
+                if single and "point" in selected.dims:
+                    selected = selected.isel(point=0)
+                body: bytes | Iterator[bytes] | None = None
+                if tmp is not None:
+                    engine.write_netcdf(
+                        selected, tmp, product_id=product.id, version_id=version,
+                        selection=selection, extra={"oceanmart_access_id": access_id},
+                        compression=compression,
+                    )  # fmt: skip
+                    stack.close()
+                else:
+                    body = _pieces(kind, selected)
+                    if planned.bytes <= WHOLE_BYTES:
+                        body = b"".join(body)
+                        stack.close()
+            gate.record(
+                Delivery(
+                    product_id=product.id,
+                    version_id=version,
+                    channel=Channel.EDR,
+                    selection_hash=planned.subset_id,
+                    cells=planned.cells,
+                    bytes=planned.bytes,
+                ),
+                access_id,
+            )
+            return body, stack
         except BaseException:
             stack.close()
             raise
 
-    selected, planned, stack = await run_cancellable(request, cut)
-    headers = {"OceanMart-Access-Id": access_id, "OceanMart-Product-Version": version}
-    delivery = Delivery(
-        product_id=product.id,
-        version_id=version,
-        channel=Channel.EDR,
-        selection_hash=planned.subset_id,
-        cells=planned.cells,
-        bytes=planned.bytes,
-    )
-    if kind == "netcdf":
-        fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
-        os.close(fd)
-        tmp = Path(name)
-
-        def write(cancel: threading.Event) -> None:
-            with stack, watched(cancel):
-                engine.write_netcdf(
-                    selected, tmp, product_id=product.id, version_id=version, selection=selection,
-                    extra={"oceanmart_access_id": access_id}, compression=compression,
-                )  # fmt: skip
-            gate.record(delivery, access_id)
-
-        try:
-            await run_cancellable(request, write)
-        except BaseException:
+    try:
+        body, stack = await run_cancellable(request, answer)
+    except BaseException:
+        if tmp is not None:
             tmp.unlink(missing_ok=True)
-            raise
+        raise
+    media = encode.MEDIA_TYPES[kind]
+    if tmp is not None:
         return FileResponse(
             tmp,
-            media_type=encode.MEDIA_TYPES["netcdf"],
+            media_type=media,
             filename=f"{product.id}_{query}.nc",
             background=BackgroundTask(tmp.unlink, missing_ok=True),
             headers=headers,
         )
-    try:
-        if kind == "csv":
-            pieces = encode.csv_chunks(selected)
-        elif kind == "geojson":
-            pieces = iter([encode.geojson_points(selected)])
-        else:
-            pieces = encode.coveragejson_chunks(selected)
-        gate.record(delivery, access_id)
-    except BaseException:
-        stack.close()
-        raise
-    return StreamingResponse(
-        held(pieces, stack), media_type=encode.MEDIA_TYPES[kind], headers=headers
-    )
+    if isinstance(body, bytes):
+        return Response(body, media_type=media, headers=headers)
+    assert body is not None
+    return StreamingResponse(held(body, stack), media_type=media, headers=headers)
+
+
+def _pieces(kind: str, selected: Any) -> Iterator[bytes]:
+    if kind == "csv":
+        return encode.csv_chunks(selected)
+    if kind == "geojson":
+        return iter([encode.geojson_points(selected)])
+    return encode.coveragejson_chunks(selected)
 
 
 @router.get("/collections/{product_id}/position", openapi_extra=DATA)
