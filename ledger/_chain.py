@@ -265,10 +265,18 @@ class RpcBackend(Web3Backend):
 
     def __init__(self, url: str, key: bytes, timeout: float = 10.0) -> None:
         from web3 import HTTPProvider, Web3
+        from web3.types import RPCEndpoint
 
-        super().__init__(
-            Web3(HTTPProvider(url, request_kwargs={"timeout": timeout})), key, _safe_url(url)
+        # web3's validation middleware asks the node for its chain id before every
+        # eth_call; the backend already takes the chain id as fixed (``chain_id``), so
+        # the provider may cache that one answer (and nothing else).
+        provider = HTTPProvider(
+            url,
+            request_kwargs={"timeout": timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
         )
+        super().__init__(Web3(provider), key, _safe_url(url))
 
 
 def _safe_url(url: str) -> str:
