@@ -389,19 +389,27 @@ class Ledger:
     def _reanchor_after_reset(
         self, sessions: sessionmaker[Session], chain: AnchorBackend, contract: str, latest: int
     ) -> tuple[int, int]:
+        anchored = (store.AnchorRow.status == "anchored") & (
+            store.AnchorRow.chain_id == chain.chain_id
+        )
         with sessions() as s:
+            # Two aggregates first: reading every anchor row each round grew with the log.
+            largest = s.scalar(select(func.max(store.AnchorRow.size)).where(anchored))
+            if largest is None:
+                return 0, latest
+            moved = s.scalar(
+                select(store.AnchorRow.size)
+                .where(anchored & (store.AnchorRow.contract != contract))
+                .limit(1)
+            )
+            if moved is None and latest >= largest:
+                return 0, latest
             rows = s.execute(
                 select(store.AnchorRow.size, store.AnchorRow.contract, store.CheckpointRow.root)
                 .join(store.CheckpointRow)
-                .where(store.AnchorRow.status == "anchored")
-                .where(store.AnchorRow.chain_id == chain.chain_id)
+                .where(anchored)
                 .order_by(store.AnchorRow.size)
             ).all()
-        if not rows:
-            return 0, latest
-        moved = any(c != contract for _, c, _ in rows)
-        if not moved and latest >= rows[-1][0]:
-            return 0, latest
         log.warning("ledger.chain_reset", chain_id=chain.chain_id, anchors=len(rows))
         sent = 0
         for size, _, root in rows:
