@@ -6,7 +6,9 @@
   anvil, all in one loop; plus one record per transaction (commit-bound) for contrast.
   The background step is ``Ledger.run_once`` (what the server's worker thread calls:
   integration and, in the same transaction, the checkpoint when due) and then
-  ``Ledger.anchor``. Each step's time per record is printed too.
+  ``Ledger.anchor``. Each step's time per record is printed too, and the CPU time of
+  this process per record (what the loop costs when it never waits for the disk, the
+  database server or anvil, which on a shared machine is most of the difference).
 - proofs at 1 M leaves: inclusion and consistency proofs read from the database, their
   size, and the time to verify one.
 - chain: transactions OceanMart sends per 10,000 accesses (one per checkpoint) against
@@ -71,6 +73,7 @@ class Phase:
     anchors: int
     anchor_seconds: float
     steps: dict[str, float]  # seconds in each step of the loop
+    cpu: float  # CPU seconds of this process (not anvil's, not PostgreSQL's, not fsync waits)
 
     @property
     def rate(self) -> float:
@@ -113,7 +116,7 @@ def throughput(settings: Settings, anvil: Anvil, n: int, bulk: bool, batch: int)
         anchors += ledger.anchor(sessions)
         step("anchor", t)
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for start in range(0, n, batch):
         t = time.perf_counter()
         records = [rec(i) for i in range(start, start + batch)]
@@ -129,11 +132,11 @@ def throughput(settings: Settings, anvil: Anvil, n: int, bulk: bool, batch: int)
         if (start + batch) % 1000 == 0:
             background()
     background()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert ledger.size(sessions) == n
     engine.dispose()
     how = "append_many" if bulk else "append"
-    return Phase(f"{how}, {batch}/transaction", n, seconds, anchors, steps["anchor"], steps)
+    return Phase(f"{how}, {batch}/transaction", n, seconds, anchors, steps["anchor"], steps, cpu)
 
 
 def build(settings: Settings, leaves: int) -> tuple[object, float]:
@@ -260,11 +263,14 @@ def main() -> None:
         finally:
             anvil.stop()
     print(f"\nMeasured {datetime.now(UTC):%Y-%m-%d} ({args.records:,} records a phase)\n")
-    print("| phase | records | seconds | appends/s | chain tx | tx per 10,000 |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| phase | records | seconds | appends/s | bench CPU us/record | chain tx | tx per 10,000 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for p in phases:
         print(
-            f"| {p.name} | {p.records:,} | {p.seconds:.1f} | {p.rate:,.0f} | {p.anchors} "
+            f"| {p.name} | {p.records:,} | {p.seconds:.1f} | {p.rate:,.0f} "
+            f"| {p.cpu * 1e6 / p.records:.0f} | {p.anchors} "
             f"| {p.anchors * 10_000 / p.records:.0f} |"
         )
     print("\n| us per record, by step | " + " | ".join(STEPS) + " |")
