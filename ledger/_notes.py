@@ -106,6 +106,10 @@ def open_checkpoint(note: str, vkey: VerifierKey) -> Checkpoint:
             raw = base64.b64decode(parts[2], validate=True)
         except binascii.Error:
             raise NoteError("a signature is not base64") from None
+        if base64.b64encode(raw).decode() != parts[2]:
+            # b64decode ignores the unused low bits of the last character, so several
+            # spellings decode alike; the unsigned signature line must have one form.
+            raise NoteError("a signature is not in canonical base64")
         if raw[:4] != vkey.key_id:
             continue
         try:

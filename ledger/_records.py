@@ -49,12 +49,34 @@ class LedgerRecord:
             raise InvalidInput(f"ledger record kind {self.kind!r} is not one of {sorted(KINDS)}")
         if self.time.tzinfo is None:
             raise InvalidInput("ledger record time must carry a time zone")
+        # Every append builds a record: a fast pass over the usual values (plain ints,
+        # ASCII text), and the full checks, with the field's name, only when it fails.
+        for value in (self.account_id, self.cells, self.bytes, self.amount):
+            if value is not None and (type(value) is not int or not -_MAX_INT <= value <= _MAX_INT):
+                self._check_ints()
+                break
+        for text in (
+            self.product_version,
+            self.selection_hash,
+            self.currency,
+            self.order_id,
+            self.access_id,
+        ):
+            if text is not None and (
+                type(text) is not str or len(text) > _MAX_TEXT or not text.isascii()
+            ):
+                self._check_texts()
+                break
+
+    def _check_ints(self) -> None:
         for name in ("account_id", "cells", "bytes", "amount"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or abs(value) > _MAX_INT
             ):
                 raise InvalidInput(f"ledger record {name} must be an integer below 2**53")
+
+    def _check_texts(self) -> None:
         for name in ("product_version", "selection_hash", "currency", "order_id", "access_id"):
             value = getattr(self, name)
             if value is not None and (
@@ -79,18 +101,12 @@ def pseudonym(secret: bytes, account_id: int) -> str:
 
 def _time(t: datetime) -> str:
     # isoformat is several times faster than strftime; the form is the same RFC 3339.
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    return t.isoformat(timespec="microseconds")[:-6] + "Z"  # less the "+00:00"
 
 
 _str = json.encoder.encode_basestring  # the C escaper json.dumps(ensure_ascii=False) uses
-
-
-def _text(value: str | None) -> str:
-    return "null" if value is None else _str(value)
-
-
-def _num(value: int | None) -> str:
-    return "null" if value is None else str(value)
 
 
 def encode(record: LedgerRecord, secret: bytes, account: str | None = None) -> bytes:
@@ -102,18 +118,24 @@ def encode(record: LedgerRecord, secret: bytes, account: str | None = None) -> b
     same bytes (a Hypothesis test checks) but takes ~250 us a leaf against a few us
     here, and appends must be cheap. ``account`` is the pseudonym if already known.
     """
-    if account is None and record.account_id is not None:
-        account = pseudonym(secret, record.account_id)
+    r = record
+    if account is None and r.account_id is not None:
+        account = pseudonym(secret, r.account_id)
+    n = "null"
     # keys in sorted order: access_id account amount bytes cells currency kind order_id
-    # product_version selection_hash time v
+    # product_version selection_hash time v; one f-string, no helper calls (~2x faster)
     return (
-        f'{{"access_id":{_text(record.access_id)},"account":{_text(account)},'
-        f'"amount":{_num(record.amount)},"bytes":{_num(record.bytes)},'
-        f'"cells":{_num(record.cells)},"currency":{_text(record.currency)},'
-        f'"kind":{_str(record.kind)},"order_id":{_text(record.order_id)},'
-        f'"product_version":{_text(record.product_version)},'
-        f'"selection_hash":{_text(record.selection_hash)},'
-        f'"time":"{_time(record.time)}","v":{LEAF_VERSION}}}'
+        f'{{"access_id":{n if r.access_id is None else _str(r.access_id)},'
+        f'"account":{n if account is None else _str(account)},'
+        f'"amount":{n if r.amount is None else int(r.amount)},'
+        f'"bytes":{n if r.bytes is None else int(r.bytes)},'
+        f'"cells":{n if r.cells is None else int(r.cells)},'
+        f'"currency":{n if r.currency is None else _str(r.currency)},'
+        f'"kind":{_str(r.kind)},'
+        f'"order_id":{n if r.order_id is None else _str(r.order_id)},'
+        f'"product_version":{n if r.product_version is None else _str(r.product_version)},'
+        f'"selection_hash":{n if r.selection_hash is None else _str(r.selection_hash)},'
+        f'"time":"{_time(r.time)}","v":{LEAF_VERSION}}}'
     ).encode()
 
 

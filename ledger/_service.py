@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -182,14 +182,36 @@ class Ledger:
 
     def integrate(self, sessions: sessionmaker[Session]) -> int:
         """Give every queued leaf its index; returns the tree size."""
+        return self._integrate(sessions, sign=False)[0]
+
+    def _integrate(
+        self, sessions: sessionmaker[Session], *, sign: bool
+    ) -> tuple[int, CheckpointInfo | None, bool]:
+        """Integrate the queue; with ``sign``, the last batch's transaction also signs a
+        checkpoint if one is due (one lock and one commit for both). Returns the tree
+        size, the checkpoint made, and whether a checkpoint was considered at all
+        (not when nothing was queued)."""
         with sessions() as s:  # a read first: an idle log takes no write lock
             if s.scalar(select(store.QueuedLeaf.id).limit(1)) is None:
-                return store.tree_size(s)
+                return store.tree_size(s), None, False
         while True:
-            with transaction(sessions) as s:
-                old, new = store.integrate(s, _BATCH)
-            if new - old < _BATCH:
-                return new
+            made = None
+            try:
+                with transaction(sessions) as s:
+                    old, new, border = store.integrate(s, _BATCH)
+                    last_batch = new - old < _BATCH
+                    if sign and last_batch:
+                        made = self._sign_if_due(s, new, border.root, force=False)
+            except LedgerCorrupted:
+                if not sign:
+                    raise
+                # Integrate on without signing; the caller's checkpoint() refuses again.
+                sign = False
+                continue
+            if made is not None:
+                log.info("ledger.checkpoint", size=made.size, root=made.root.hex())
+            if last_batch:
+                return new, made, sign
 
     def checkpoint(
         self, sessions: sessionmaker[Session], *, force: bool = False
@@ -201,16 +223,25 @@ class Ledger:
                 return None
         with transaction(sessions) as s:
             size = store.lock(s)
-            if not self._due(s, size, force):
-                return None
-            last = self._last(s)
-            root = store.root(s, size)
-            if last is not None:
-                self._check_previous(s, last, size, root)
-            note = self.signer.sign(Checkpoint(self.settings.ledger_origin, size, root))
-            row = store.CheckpointRow(size=size, root=root, note=note, created_at=utcnow())
-            s.add(row)
-        log.info("ledger.checkpoint", size=size, root=root.hex())
+            made = self._sign_if_due(s, size, lambda: store.root(s, size), force=force)
+        if made is not None:
+            log.info("ledger.checkpoint", size=made.size, root=made.root.hex())
+        return made
+
+    def _sign_if_due(
+        self, s: Session, size: int, root_of: Callable[[], bytes], *, force: bool
+    ) -> CheckpointInfo | None:
+        """In a transaction holding the integrator lock at tree ``size``: sign and store a
+        checkpoint if one is due, after checking the tree against the last signed one."""
+        last = self._last(s)
+        if not self._due_after(last, size, force):
+            return None
+        root = root_of()
+        if last is not None:
+            self._check_previous(s, last, size, root)
+        note = self.signer.sign(Checkpoint(self.settings.ledger_origin, size, root))
+        row = store.CheckpointRow(size=size, root=root, note=note, created_at=utcnow())
+        s.add(row)
         return _info(row, None)
 
     @staticmethod
@@ -220,7 +251,9 @@ class Ledger:
         )
 
     def _due(self, s: Session, size: int, force: bool) -> bool:
-        last = self._last(s)
+        return self._due_after(self._last(s), size, force)
+
+    def _due_after(self, last: store.CheckpointRow | None, size: int, force: bool) -> bool:
         if size == 0 or (last is not None and last.size >= size):
             return False
         if force or last is None:
@@ -356,19 +389,27 @@ class Ledger:
     def _reanchor_after_reset(
         self, sessions: sessionmaker[Session], chain: AnchorBackend, contract: str, latest: int
     ) -> tuple[int, int]:
+        anchored = (store.AnchorRow.status == "anchored") & (
+            store.AnchorRow.chain_id == chain.chain_id
+        )
         with sessions() as s:
+            # Two aggregates first: reading every anchor row each round grew with the log.
+            largest = s.scalar(select(func.max(store.AnchorRow.size)).where(anchored))
+            if largest is None:
+                return 0, latest
+            moved = s.scalar(
+                select(store.AnchorRow.size)
+                .where(anchored & (store.AnchorRow.contract != contract))
+                .limit(1)
+            )
+            if moved is None and latest >= largest:
+                return 0, latest
             rows = s.execute(
                 select(store.AnchorRow.size, store.AnchorRow.contract, store.CheckpointRow.root)
                 .join(store.CheckpointRow)
-                .where(store.AnchorRow.status == "anchored")
-                .where(store.AnchorRow.chain_id == chain.chain_id)
+                .where(anchored)
                 .order_by(store.AnchorRow.size)
             ).all()
-        if not rows:
-            return 0, latest
-        moved = any(c != contract for _, c, _ in rows)
-        if not moved and latest >= rows[-1][0]:
-            return 0, latest
         log.warning("ledger.chain_reset", chain_id=chain.chain_id, anchors=len(rows))
         sent = 0
         for size, _, root in rows:
@@ -379,8 +420,9 @@ class Ledger:
     # -- one round of background work --------------------------------------------------
 
     def run_once(self, sessions: sessionmaker[Session], *, anchor: bool = True) -> RunSummary:
-        size = self.integrate(sessions)
-        made = self.checkpoint(sessions)
+        size, made, considered = self._integrate(sessions, sign=True)
+        if not considered:  # nothing was queued: a checkpoint may still be due by time
+            made = self.checkpoint(sessions)
         sent, error = 0, None
         if anchor:
             try:

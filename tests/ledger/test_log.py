@@ -125,6 +125,26 @@ def test_no_checkpoint_is_signed_over_a_rewritten_history(fresh_env: Env) -> Non
         ledger.checkpoint(fresh_env.sessions, force=True)
 
 
+def test_the_worker_integrates_but_never_signs_over_a_rewritten_history(fresh_env: Env) -> None:
+    """run_once signs in the integrating transaction; a refused checkpoint must not
+    roll the integration back with it."""
+    settings = with_settings(fresh_env, ledger_checkpoint_every=1)
+    ledger = Ledger(settings)
+    append(ledger, fresh_env, [f"w{i}" for i in range(8)])
+    assert ledger.run_once(fresh_env.sessions, anchor=False).checkpoint == 8
+    with transaction(fresh_env.sessions) as s:
+        s.execute(
+            update(store.TreeNode)
+            .where(store.TreeNode.level == 3, store.TreeNode.idx == 0)
+            .values(hash=b"\x00" * 32)
+        )
+    append(ledger, fresh_env, ["w8", "w9"])
+    with pytest.raises(LedgerCorrupted, match="not consistent with checkpoint 8"):
+        ledger.run_once(fresh_env.sessions, anchor=False)
+    assert ledger.size(fresh_env.sessions) == 10
+    assert ledger.latest_checkpoint(fresh_env.sessions).size == 8
+
+
 KILLED = """
 import sys
 from oceanmart.db import make_engine, make_sessionmaker, transaction
