@@ -109,7 +109,13 @@ def client(url: str, key: str, seconds: float, start: float, out: Any) -> None:
     out.put((latencies, errors, first_error))
 
 
-def load(url: str, key: str, clients: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(url: str, key: str, clients: int, seconds: float, pid: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     start = time.monotonic() + 2.0  # let every client connect first
@@ -118,7 +124,9 @@ def load(url: str, key: str, clients: int, seconds: float) -> dict[str, float]:
     ]
     for p in procs:
         p.start()
+    cpu0 = cpu_seconds(pid)
     results = [out.get() for _ in procs]
+    cpu = cpu_seconds(pid) - cpu0
     for p in procs:
         p.join()
     latencies = sorted(x for lat, _, _ in results for x in lat)
@@ -132,6 +140,8 @@ def load(url: str, key: str, clients: int, seconds: float) -> dict[str, float]:
         "rps": len(latencies) / seconds,
         "p50_ms": q[49] * 1e3,
         "p99_ms": q[98] * 1e3,
+        # the server's CPU per request: less sensitive than req/s to what else runs here
+        "cpu_ms": cpu / len(latencies) * 1e3,
     }
 
 
@@ -191,9 +201,12 @@ def main() -> None:
                 raise SystemExit(f"quote failed: {r.text}")
         runs: dict[str, list[dict[str, float]]] = {"bare": [], "oceanmart": []}
         for rnd in range(2):
-            for name, url, k in (("bare", bare_url, ""), ("oceanmart", om_url, key)):
+            for name, url, k, proc in (
+                ("bare", bare_url, "", procs[1]),
+                ("oceanmart", om_url, key, procs[0]),
+            ):
                 print(f"[bench] round {rnd + 1}: {name}", file=sys.stderr)
-                runs[name].append(load(url, k, args.clients, args.seconds))
+                runs[name].append(load(url, k, args.clients, args.seconds, proc.pid))
     finally:
         for p in procs:
             p.terminate()
@@ -204,15 +217,21 @@ def main() -> None:
         f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
         f"{'PostgreSQL' if args.database_url else 'SQLite'})"
     )
-    print(f"{'server':10} {'round':>5} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'server':10} {'round':>5} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu ms/req':>10}"
+    )
     for name, rows in runs.items():
         for i, r in enumerate(rows, 1):
             print(
                 f"{name:10} {i:>5} {r['requests']:>9.0f} {r['rps']:>8.1f} "
-                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
+                f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_ms']:>10.2f}"
             )
     best = {name: max(r["rps"] for r in rows) for name, rows in runs.items()}
     print(f"throughput ratio oceanmart/bare (best rounds): {best['oceanmart'] / best['bare']:.2f}")
+    cpu = {name: min(r["cpu_ms"] for r in rows) for name, rows in runs.items()}
+    ratio = cpu["bare"] / cpu["oceanmart"]
+    print(f"server CPU per request, bare/oceanmart (best rounds): {ratio:.2f}")
 
 
 if __name__ == "__main__":
