@@ -3,14 +3,17 @@
 - bare: a FastAPI app whose only route, ``POST /v1/quotes``, validates the same JSON body
   with a pydantic model and returns a small JSON object (no auth, no database), served by
   uvicorn in its own process: the floor of a FastAPI JSON endpoint here.
-- oceanmart: ``oceanmart serve`` in its own process (one uvicorn worker, like the peer);
-  each request authenticates the key, plans the selection from metadata, prices it under
-  the product's price book, signs it (EIP-712) and stores it.
+- oceanmart: ``oceanmart serve`` in its own process (one uvicorn worker, like the peer;
+  the same uvicorn settings as ``oceanmart serve`` and ``oceanmart demo``, background
+  ledger thread included); each request authenticates the key, plans the selection from
+  metadata, prices it under the product's price book, signs it (EIP-712) and stores it.
+  Only the per-key rate limit is lifted (its token bucket still runs on every request).
 
 Both are loaded the same way, one after the other and twice each (bare, oceanmart,
 bare, oceanmart): ``--clients`` processes, each sending requests back to back over a
-keep-alive connection for ``--seconds``. Prints requests/s, p50 and p99 latency and the
-throughput ratio oceanmart/bare (target: at least 0.5).
+keep-alive connection for ``--seconds``. Prints requests/s, p50 and p99 latency, the
+server's CPU time per request (from /proc: steadier than req/s when other jobs share the
+machine) and the throughput ratio oceanmart/bare (target: at least 0.5).
 """
 
 from __future__ import annotations
