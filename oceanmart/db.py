@@ -112,10 +112,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session], *, durable: bool = True) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error.
 
-    ``durable=False`` is for writes that may be lost in a power failure or an OS crash
-    (never in a process crash, never half-applied): the commit does not wait for the
-    disk. The database's log is one ordered stream, so any later durable commit makes
-    the relaxed ones before it durable too. Only quotes use it (see ``pricing.quotes``).
+    ``durable=False`` is for writes that may be lost in a power failure, an OS crash or a
+    PostgreSQL server crash (never in a crash of our process, never half-applied): the
+    commit does not wait for the disk. The database's log is one ordered stream, so any
+    later durable commit makes the relaxed ones before it durable too. Only quotes use it
+    (see ``pricing.quotes``).
     """
     with factory() as session, session.begin():
         if not durable:

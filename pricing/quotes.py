@@ -7,10 +7,10 @@ and that the price book it pinned is still the product's current one.
 A quote is stored with a commit that does not wait for the disk
 (``oceanmart.db.transaction(durable=False)``: SQLite WAL with ``synchronous=NORMAL``,
 PostgreSQL ``synchronous_commit=off``), which took most of a quote's time (about 4 ms
-per fsync here, serialising every writer behind it). What may happen: a power failure
-or an OS crash (not a crash of the server process) in the moments after the quote was
-returned rolls the quote back whole; the database is never left inconsistent. Why that
-is acceptable:
+per fsync here, serialising every writer behind it). What may happen: a power failure,
+an OS crash or a crash of the PostgreSQL server (not a crash of OceanMart's process) in
+the moments after the quote was returned rolls the quote back whole; the database is
+never left inconsistent. Why that is acceptable:
 
 - a quote moves no money and grants nothing; it is an offer the buyer holds signed;
 - ordering a lost quote answers 404 (``no quote``) and charges nothing; quoting the same
