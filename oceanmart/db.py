@@ -92,7 +92,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=FULL")  # every commit durable unless relaxed
             cur.close()
+
+        @event.listens_for(engine, "checkin")
+        def _sqlite_durable_again(dbapi_conn: Any, record: Any) -> None:
+            # A connection that ran a relaxed transaction goes back to the pool durable.
+            if record.info.pop(_RELAXED, False) and dbapi_conn is not None:
+                dbapi_conn.execute("PRAGMA synchronous=FULL")
 
     return engine
 
@@ -102,10 +109,35 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+def transaction(factory: sessionmaker[Session], *, durable: bool = True) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error.
+
+    ``durable=False`` is for writes that may be lost in a power failure, an OS crash or a
+    PostgreSQL server crash (never in a crash of our process, never half-applied): the
+    commit does not wait for the disk. The database's log is one ordered stream, so any
+    later durable commit makes the relaxed ones before it durable too. Only quotes use it
+    (see ``pricing.quotes``).
+    """
     with factory() as session, session.begin():
+        if not durable:
+            _relax(session)
         yield session
+
+
+_RELAXED = "oceanmart_relaxed"
+
+
+def _relax(session: Session) -> None:
+    """Let this transaction's commit skip the wait for the disk (it must not have
+    written anything yet: SQLite refuses the change inside a write transaction)."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # ends with the transaction
+    elif conn.dialect.name == "sqlite":
+        # WAL with synchronous=NORMAL: the commit is in the WAL but not yet fsynced.
+        # The pool's checkin hook (``make_engine``) puts the connection back to FULL.
+        conn.info[_RELAXED] = True
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
 
 def _alembic_config(engine: Engine) -> Any:

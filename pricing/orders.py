@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from typing import cast
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, func, select, update
+from sqlalchemy import BigInteger, ForeignKey, String, Table, Text, bindparam, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.models import Product, Subset
@@ -223,18 +224,28 @@ def list_orders(
     return [info(session, o) for o in session.scalars(stmt)]
 
 
+def month_start(now: datetime) -> datetime:
+    """The start (UTC) of the calendar month the monthly free quota counts in."""
+    t = now.astimezone(UTC)
+    return datetime(t.year, t.month, 1, tzinfo=UTC)
+
+
+_ORDERS = cast(Table, Order.__table__)
+# Cells of the monthly free quota used: parameters account_id, product_id, month_start.
+FREE_CELLS_USED = select(func.coalesce(func.sum(_ORDERS.c.free_cells), 0)).where(
+    _ORDERS.c.account_id == bindparam("account_id"),
+    _ORDERS.c.product_id == bindparam("product_id"),
+    _ORDERS.c.status.in_([s.value for s in HOLDING]),
+    _ORDERS.c.created_at >= bindparam("month_start"),
+)
+
+
 def free_cells_used(session: Session, account_id: int, product_id: str, now: datetime) -> int:
     """Cells of the monthly free quota this account's live orders of the product used
     this calendar month (UTC)."""
-    t = now.astimezone(UTC)
-    start = datetime(t.year, t.month, 1, tzinfo=UTC)
     value = session.scalar(
-        select(func.coalesce(func.sum(Order.free_cells), 0)).where(
-            Order.account_id == account_id,
-            Order.product_id == product_id,
-            Order.status.in_([s.value for s in HOLDING]),
-            Order.created_at >= start,
-        )
+        FREE_CELLS_USED,
+        {"account_id": account_id, "product_id": product_id, "month_start": month_start(now)},
     )
     return int(value or 0)
 

@@ -3,6 +3,22 @@
 A quote is stored exactly as it was returned (its public JSON, signature and digest),
 so an order can check it again: the signature against the operator key, the expiry,
 and that the price book it pinned is still the product's current one.
+
+A quote is stored with a commit that does not wait for the disk
+(``oceanmart.db.transaction(durable=False)``: SQLite WAL with ``synchronous=NORMAL``,
+PostgreSQL ``synchronous_commit=off``), which took most of a quote's time (about 4 ms
+per fsync here, serialising every writer behind it). What may happen: a power failure,
+an OS crash or a crash of the PostgreSQL server (not a crash of OceanMart's process) in
+the moments after the quote was returned rolls the quote back whole; the database is
+never left inconsistent. Why that is acceptable:
+
+- a quote moves no money and grants nothing; it is an offer the buyer holds signed;
+- ordering a lost quote answers 404 (``no quote``) and charges nothing; quoting the same
+  selection again under the same price book gives the same total;
+- the log (SQLite's WAL, PostgreSQL's WAL) is one ordered stream and every order,
+  payment, ledger leaf and price-book change still commits durably, which also makes
+  every quote written before it durable: an order that survived a crash always finds
+  its quote.
 """
 
 from __future__ import annotations
@@ -14,28 +30,44 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, func, insert, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
 from catalog.models import Product, Subset
 from catalog.planner import Plan, plan
-from catalog.products import ProductInfo, Viewer, get_product
+from catalog.products import OPERATOR, ProductInfo, Viewer, get_product
 from catalog.sea_areas import resolve_area
 from catalog.selection import Selection, selection_from_json
 from catalog.store import DataStore
 from oceanmart.accounts import Account, Principal, Scope
 from oceanmart.db import Base, UTCDateTime, utcnow
-from oceanmart.errors import AlreadyExists, InvalidParameter, NotFound, OceanMartError
-from pricing.books import BookInfo, PriceRules, current_book, database_key
+from oceanmart.errors import (
+    AlreadyExists,
+    InvalidParameter,
+    NotForSale,
+    NotFound,
+    OceanMartError,
+)
+from pricing.books import BookInfo, PriceBook, PriceRules, database_key, get_book
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
-from pricing.entitlements import Entitlement
+from pricing.entitlements import Entitlement, entitled_products
 from pricing.money import Currency, Money
-from pricing.orders import free_cells_used
+from pricing.orders import FREE_CELLS_USED, month_start
 from pricing.signing import QuoteSigner
 
 
@@ -83,9 +115,16 @@ def set_tier(session: Session, account: Account, tier: str | None) -> None:
 
 
 def tier_of(session: Session, account_id: int) -> str | None:
-    return session.scalar(
-        select(CustomerProfile.tier).where(CustomerProfile.account_id == account_id)
-    )
+    return session.scalar(_TIER, {"account_id": account_id})
+
+
+_PROFILES = cast(Table, CustomerProfile.__table__)
+_TIER = select(_PROFILES.c.tier).where(_PROFILES.c.account_id == bindparam("account_id"))
+# A buyer's tier and the free cells it used this month, in one round trip.
+_BUYER_FACTS = select(
+    _TIER.scalar_subquery().label("tier"),
+    FREE_CELLS_USED.scalar_subquery().label("free_cells_used"),
+)
 
 
 # -- facts for the engine -------------------------------------------------------------
@@ -152,15 +191,23 @@ def customer_for(
     session: Session, principal: Principal, product_id: str, rules: PriceRules, now: datetime
 ) -> Customer:
     """What the engine needs to know of the buyer (queries only what ``rules`` use)."""
+    tier, used = None, 0
+    if rules.customer_tiers or rules.monthly_free_cells:
+        facts = session.execute(
+            _BUYER_FACTS,
+            {
+                "account_id": principal.account_id,
+                "product_id": product_id,
+                "month_start": month_start(now),
+            },
+        ).one()
+        tier = facts.tier if rules.customer_tiers else None
+        used = int(facts.free_cells_used or 0) if rules.monthly_free_cells else 0
     return Customer(
         account=principal.account_name,
         license=License.for_account_kind(principal.account_kind.value),
-        tier=tier_of(session, principal.account_id) if rules.customer_tiers else None,
-        free_cells_used=(
-            free_cells_used(session, principal.account_id, product_id, now)
-            if rules.monthly_free_cells
-            else 0
-        ),
+        tier=tier,
+        free_cells_used=used,
     )
 
 
@@ -273,23 +320,56 @@ class PricedRequest:
 # and read just those columns per quote instead of the product, version and variable rows.
 _PRODUCTS: dict[tuple[str, str, str, datetime], ProductInfo] = {}
 
+_PRODUCT_TABLE = cast(Table, Product.__table__)
+_BOOK_TABLE = cast(Table, PriceBook.__table__)
+# The product row's state and its newest price book's id, in one round trip.
+_PRODUCT_STATE = select(
+    _PRODUCT_TABLE.c.current_version_id,
+    _PRODUCT_TABLE.c.visibility,
+    _PRODUCT_TABLE.c.updated_at,
+    select(_BOOK_TABLE.c.id)
+    .where(_BOOK_TABLE.c.product_id == _PRODUCT_TABLE.c.id)
+    .order_by(_BOOK_TABLE.c.version.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("book_id"),
+).where(_PRODUCT_TABLE.c.id == bindparam("product_id"))
 
-def product_for_quote(session: Session, product_id: str, viewer: Viewer) -> ProductInfo:
-    """The product as ``catalog.products.get_product`` gives it, cached by its row's state."""
-    row = session.execute(
-        select(Product.current_version_id, Product.visibility, Product.updated_at).where(
-            Product.id == product_id
-        )
-    ).first()
-    if row is None or row.current_version_id is None or not viewer.sees(product_id, row.visibility):
-        return get_product(session, product_id, viewer)  # raises the catalog's NotFound
+
+def _viewer_of(session: Session, who: Viewer | Principal, product_id: str) -> Viewer:
+    """``who`` as a catalog viewer; for a buyer, its entitlements are read only here, when
+    a private product makes them matter (the same answer as ``api.deps``' viewer)."""
+    if isinstance(who, Viewer):
+        return who
+    if who.has(Scope.ADMIN):
+        return OPERATOR
+    return Viewer(private=entitled_products(session, who.account_id) & {product_id})
+
+
+def _product_and_book(
+    session: Session, product_id: str, who: Viewer | Principal
+) -> tuple[ProductInfo, int | None]:
+    row = session.execute(_PRODUCT_STATE, {"product_id": product_id}).first()
+    visible = row is not None and (
+        row.visibility != "private"
+        or _viewer_of(session, who, product_id).sees(product_id, "private")
+    )
+    if row is None or row.current_version_id is None or not visible:
+        # raises the catalog's NotFound
+        return get_product(session, product_id, _viewer_of(session, who, product_id)), None
     key = (database_key(session), product_id, row.current_version_id, row.updated_at)
     info = _PRODUCTS.get(key)
     if info is None:
         if len(_PRODUCTS) > 256:
             _PRODUCTS.clear()
-        info = _PRODUCTS[key] = get_product(session, product_id, viewer)
-    return info
+        info = _PRODUCTS[key] = get_product(session, product_id, OPERATOR)  # seen above
+    return info, row.book_id
+
+
+def product_for_quote(session: Session, product_id: str, viewer: Viewer | Principal) -> ProductInfo:
+    """The product as ``catalog.products.get_product`` gives it, cached by its row's state;
+    ``viewer`` may be the buyer itself (its entitlements read only for a private product)."""
+    return _product_and_book(session, product_id, viewer)[0]
 
 
 def plan_request(session: Session, store: DataStore, viewer: Viewer, req: QuoteRequest) -> Planned:
@@ -346,15 +426,23 @@ def create_quote(
     store: DataStore,
     signer: QuoteSigner,
     principal: Principal,
-    viewer: Viewer,
+    viewer: Viewer | Principal,
     req: QuoteRequest,
     *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Plan, price, sign and store a quote in the caller's transaction; returns its JSON."""
+    """Plan, price, sign and store a quote in the caller's transaction; returns its JSON.
+
+    ``viewer`` may be the principal itself: its entitlements are then read only when the
+    product is private (the common public or listed product needs no such read)."""
     now = (now or utcnow()).replace(microsecond=0)
-    product = product_for_quote(session, req.product, viewer)  # unknown or hidden: 404 first
-    book = current_book(session, req.product)
+    # unknown or hidden: 404 first; then no price book: not for sale
+    product, book_id = _product_and_book(session, req.product, viewer)
+    if book_id is None:
+        raise NotForSale(
+            f"product {req.product!r} has no price book yet", extensions={"product": req.product}
+        )
+    book = get_book(session, book_id)
     _check_offer(session, req, book, principal, now)
     customer = customer_for(session, principal, req.product, book.rules, now)
     done = plan_product(session, store, product, req)
@@ -366,47 +454,54 @@ def create_quote(
     body["digest"] = digest
     body["signature"] = signature
     _record_subset(session, planned)
-    # A Core INSERT: the ORM's unit of work costs more than the whole row is worth here.
     session.execute(
-        insert(Quote).values(
-            id=quote_id,
-            account_id=principal.account_id,
-            product_id=product.id,
-            subset_id=planned.subset_id,
-            price_book_id=book.id,
-            offer=req.offer.value,
-            currency=priced.currency.value,
-            total=priced.total,
-            free_cells=priced.free_cells,
-            body=body,
-            digest=digest,
-            signature=signature,
-            created_at=now,
-            expires_at=priced.expires_at,
-        )
+        _INSERT_QUOTE,
+        {
+            "id": quote_id,
+            "account_id": principal.account_id,
+            "product_id": product.id,
+            "subset_id": planned.subset_id,
+            "price_book_id": book.id,
+            "offer": req.offer.value,
+            "currency": priced.currency.value,
+            "total": priced.total,
+            "free_cells": priced.free_cells,
+            "body": body,
+            "digest": digest,
+            "signature": signature,
+            "created_at": now,
+            "expires_at": priced.expires_at,
+        },
     )
     return body
 
 
+# Core statements built once and run with parameters: building an INSERT with ``values()``
+# per quote (and the ORM's bulk-insert path) cost more than the database's own work.
+_INSERT_QUOTE = insert(cast(Table, Quote.__table__))
+_SUBSET_TABLE = cast(Table, Subset.__table__)
+_INSERT_SUBSET = {
+    # ``catalog.products.record_subset`` as one INSERT ... ON CONFLICT DO NOTHING: racing
+    # first quotes of a selection record its (deterministic) subset once, with no
+    # read-then-write (which SQLite refuses under concurrent writers) and no savepoint.
+    "postgresql": postgresql.insert(_SUBSET_TABLE).on_conflict_do_nothing(index_elements=["id"]),
+    "sqlite": sqlite.insert(_SUBSET_TABLE).on_conflict_do_nothing(index_elements=["id"]),
+}
+
+
 def _record_subset(session: Session, planned: Plan) -> None:
-    """``catalog.products.record_subset`` as one INSERT ... ON CONFLICT DO NOTHING: racing
-    first quotes of a selection record its (deterministic) subset once, with no
-    read-then-write (which SQLite refuses under concurrent writers) and no savepoint."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        insert_(Subset)
-        .values(
-            id=planned.subset_id,
-            product_id=planned.product_id,
-            version_id=planned.version_id,
-            selection=planned.selection,
-            copy=planned.copy,
-            cells=planned.cells,
-            bytes=planned.bytes,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["id"])
+        _INSERT_SUBSET[session.get_bind().dialect.name],
+        {
+            "id": planned.subset_id,
+            "product_id": planned.product_id,
+            "version_id": planned.version_id,
+            "selection": planned.selection,
+            "copy": planned.copy,
+            "cells": planned.cells,
+            "bytes": planned.bytes,
+            "created_at": utcnow(),
+        },
     )
 
 

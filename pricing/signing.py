@@ -3,7 +3,9 @@
 eth-account's ``encode_typed_data`` + ``sign_message`` cost ~1.8 ms per quote here (a
 generic encoder that validates the whole document each time). Our one struct type is
 fixed, so its EIP-712 digest is written out below (type hash and domain separator
-computed once; each field one 32-byte word) and signed with coincurve (~0.1 ms). The
+computed once; each field one 32-byte word) and signed with coincurve (~0.1 ms). Keccak
+comes from eth-hash's pysha3 backend (C, ~1 us a call; the pycryptodome backend that
+``eth_hash.auto`` picks first takes ~6 us, and a quote hashes about 25 times). The
 tests check this digest and signature against eth-account's encoder and recovery for
 generated quotes, and ``pricing.verify`` (eth-account only) is what buyers use.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 import coincurve
 from eth_account import Account
-from eth_hash.auto import keccak
+from eth_hash.backends.pysha3 import keccak256 as keccak
 
 from pricing.verify import DOMAIN, QUOTE_FIELDS, message
 

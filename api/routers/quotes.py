@@ -16,7 +16,6 @@ from api.deps import (
     PrincipalDep,
     SessionsDep,
     StoreDep,
-    ViewerDep,
 )
 from api.pricing_schemas import OrderIn, OrderOut, QuoteIn, QuoteOut, SignerOut
 from oceanmart.accounts import Scope, get_account
@@ -39,7 +38,6 @@ def quote(
     principal: CatalogReader,
     sessions: SessionsDep,
     store: StoreDep,
-    viewer: ViewerDep,
     payments: PaymentsDep,
 ) -> JSONResponse:
     """Price a selection of a product under its current price book. The quote is signed
@@ -50,8 +48,11 @@ def quote(
         component=body.component.model_dump() if body.component else None,
         offer=Offer(body.offer),
     )
-    with transaction(sessions) as session:
-        doc = create_quote(session, store, payments.signer, principal, viewer, req)
+    # Not durable (pricing.quotes says why a quote may be lost to a power failure).
+    with transaction(sessions, durable=False) as session:
+        # The principal is its own catalog viewer here: its entitlements are read only if
+        # the product is private.
+        doc = create_quote(session, store, payments.signer, principal, principal, req)
     # The stored document itself, byte for byte what was signed (no re-serialisation).
     return JSONResponse(doc, status_code=status.HTTP_201_CREATED)
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.orm import Session
 
 import catalog.jobs
 import catalog.models
@@ -67,3 +68,40 @@ def test_text_with_nul_is_bad_input_on_every_backend(env: Env) -> None:
     with pytest.raises(InvalidInput) as info, env.sessions() as s:
         get_account(s, "bad\x00name")
     assert "NUL" in info.value.detail
+
+
+def _query(dialect: str) -> str:
+    return "PRAGMA synchronous" if dialect == "sqlite" else "SHOW synchronous_commit"
+
+
+def _durability(dbapi_conn: object, dialect: str) -> str:
+    """The commit durability setting of a raw (pooled, idle) connection, read directly."""
+    value = str(dbapi_conn.execute(_query(dialect)).fetchone()[0])  # type: ignore[attr-defined]
+    dbapi_conn.rollback()  # type: ignore[attr-defined]
+    return value
+
+
+def test_a_relaxed_transaction_commits_and_its_connection_goes_back_durable(env: Env) -> None:
+    from oceanmart.accounts import Account, get_account
+    from oceanmart.errors import NotFound
+
+    def add(s: Session, name: str) -> None:
+        s.add(Account(name=name, kind="research", created_at=datetime.now(UTC)))
+        s.flush()
+
+    durable, relaxed = {"sqlite": ("2", "1"), "postgresql": ("on", "off")}[env.backend]
+    name, gone = unique("relaxed"), unique("gone")
+    with transaction(env.sessions, durable=False) as s:
+        raw = s.connection().connection.dbapi_connection
+        assert str(s.connection().exec_driver_sql(_query(env.backend)).scalar()) == relaxed
+        add(s, name)
+    assert _durability(raw, env.backend) == durable
+    with pytest.raises(RuntimeError), transaction(env.sessions, durable=False) as s:
+        raw = s.connection().connection.dbapi_connection
+        add(s, gone)
+        raise RuntimeError("roll back")
+    assert _durability(raw, env.backend) == durable
+    with env.sessions() as s:
+        assert get_account(s, name).name == name  # committed
+        with pytest.raises(NotFound):
+            get_account(s, gone)  # rolled back
