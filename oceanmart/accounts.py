@@ -159,9 +159,12 @@ def create_account(session: Session, name: str, kind: str | AccountKind) -> Acco
         known = ", ".join(k.value for k in AccountKind)
         raise InvalidInput(f"unknown account kind {kind!r} (known: {known})") from None
     acc = Account(name=name, kind=account_kind.value, created_at=utcnow())
+    # A plain flush, not a SAVEPOINT: the error ends the caller's transaction anyway, and
+    # pysqlite opens no transaction before a SAVEPOINT, so its RELEASE would commit the
+    # row on its own, out of the caller's transaction (kept even if the caller rolls back).
+    session.add(acc)
     try:
-        with session.begin_nested():
-            session.add(acc)
+        session.flush()
     except IntegrityError:
         raise AlreadyExists(f"account {name!r} already exists") from None
     return _account_info(acc)

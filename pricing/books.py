@@ -316,9 +316,9 @@ def save_book(
         created_by=created_by,
         note=note,
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
+    session.add(row)
+    try:  # a plain flush, not a SAVEPOINT (see oceanmart.accounts.create_account)
+        session.flush()
     except IntegrityError:  # a concurrent save took this version number
         raise Conflict(
             f"the price book of {product_id!r} changed while saving: reload and edit again",

@@ -125,3 +125,20 @@ def test_scopes_and_names_are_validated(env: Env) -> None:
     for bad_name, kind in (("has space", "enterprise"), (unique("k"), "pirate")):
         with pytest.raises(InvalidInput), transaction(env.sessions) as s:
             create_account(s, bad_name, kind)
+
+
+def test_an_account_created_in_a_transaction_that_fails_is_not_kept(env: Env) -> None:
+    """No partial write: the account goes with the rest of the failed transaction (on
+    SQLite a SAVEPOINT opened first would have committed it on its own)."""
+    from oceanmart.accounts import Account
+
+    name = unique("gone")
+    with pytest.raises(RuntimeError), transaction(env.sessions) as s:
+        create_account(s, name, "research")
+        raise RuntimeError("the rest of the work failed")
+    with env.sessions() as s:
+        assert s.scalar(select(Account).where(Account.name == name)) is None
+    with transaction(env.sessions) as s:  # and the name is free again
+        create_account(s, name, "research")
+    with pytest.raises(AlreadyExists), transaction(env.sessions) as s:
+        create_account(s, name, "research")
