@@ -22,7 +22,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import BIN, ROOT, free_port, oceanmart, wait
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 SELECTIONS = [
     {"bbox": [120, 20, 130, 30], "depth": [0, 100], "variables": ["TEMP"]},
     {"bbox": [-10, -20, 10, 20], "variables": ["TEMP", "SALT"]},
@@ -64,30 +62,6 @@ def quote(body: QuoteIn) -> dict[str, Any]:
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"server at {url} did not start")
-
-
-def oceanmart(env: dict[str, str], *args: str) -> str:
-    r = subprocess.run([str(BIN / "oceanmart"), *args], env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(r.stderr)
-    return r.stdout
 
 
 def client(url: str, key: str, seconds: float, start: float, out: Any) -> None:

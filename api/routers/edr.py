@@ -12,15 +12,17 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from api.deps import (
     CatalogReader,
+    Entitled,
     EntitledDep,
     LimiterDep,
     ProductDep,
@@ -29,14 +31,17 @@ from api.deps import (
     StoreDep,
     ViewerDep,
 )
+from api.limits import KeyLimiter
 from api.schemas import Compression
 from api.work import held, run_cancellable
 from catalog import edr, encode
 from catalog import subset as engine
 from catalog.products import ProductInfo, list_products
 from catalog.selection import selection_from_json
+from catalog.store import DataStore
 from catalog.work import watched
 from oceanmart.errors import InvalidParameter
+from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery, new_access_id
 
 router = APIRouter(prefix="/edr", tags=["edr"])
@@ -178,36 +183,49 @@ def _edr_error(exc: InvalidParameter) -> InvalidParameter:
     return InvalidParameter(name, exc.detail.split(": ", 1)[-1])
 
 
-async def _query(
-    request: Request,
-    query: str,
-    gate: EntitledDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    limiter: LimiterDep,
-    fmt: str | None,
-    compression: int = 0,
-    **params: Any,
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What every EDR query takes besides its own geometry: the request, the gate's
+    decision, where data is, the key's limits, and the parameters all queries share."""
+
+    request: Request
+    gate: Entitled
+    settings: Settings
+    store: DataStore
+    limiter: KeyLimiter
+    z: str | None
+    datetime: str | None
+    parameter_name: str | None
+    f: str | None
+    compression: int
+
+
+async def _serving(
+    request: Request, gate: EntitledDep, settings: SettingsDep, store: StoreDep,
+    limiter: LimiterDep, z: Z = None, datetime: Datetime = None,
+    parameter_name: Parameters = None, f: Fmt = None, compression: Compression = 0,
+) -> Serving:  # fmt: skip
+    return Serving(
+        request, gate, settings, store, limiter, z, datetime, parameter_name, f, compression
+    )
+
+
+ServingDep = Annotated[Serving, Depends(_serving)]
+
+
+async def _query(serving: Serving, query: str, **params: str | None) -> Response:
     try:
-        return await _answer(
-            request, query, gate, settings, store, limiter, fmt, compression, **params
-        )
+        return await _answer(serving, query, **params)
     except InvalidParameter as exc:
         raise _edr_error(exc) from None
 
 
-async def _answer(
-    request: Request,
-    query: str,
-    gate: EntitledDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    limiter: LimiterDep,
-    fmt: str | None,
-    compression: int,
-    **params: Any,
-) -> Response:
+async def _answer(serving: Serving, query: str, **params: str | None) -> Response:
+    request, gate, settings, store, limiter = (
+        serving.request, serving.gate, serving.settings, serving.store, serving.limiter
+    )  # fmt: skip
+    fmt, compression = serving.f, serving.compression
+    params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
     kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
     if kind is None:
         raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")
@@ -298,82 +316,46 @@ def _pieces(kind: str, selected: Any) -> Iterator[bytes]:
 
 @router.get("/collections/{product_id}/position", openapi_extra=DATA)
 async def position(
-    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
-    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
-    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
-    compression: Compression = 0,
-    method: Method = None,
-) -> Response:  # fmt: skip
+    product_id: str, serving: ServingDep, coords: Coords = None, method: Method = None
+) -> Response:
     """Values at a POINT (a time series, a profile) or at each point of a MULTIPOINT."""
-    return await _query(
-        request, "position", gate, settings, store, limiter, f, compression,
-        coords=coords, z=z,
-        datetime_=datetime, parameter_name=parameter_name, method=method,
-    )  # fmt: skip
+    return await _query(serving, "position", coords=coords, method=method)
 
 
 @router.get("/collections/{product_id}/area", openapi_extra=DATA)
-async def area(
-    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
-    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
-    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
-    compression: Compression = 0,
-) -> Response:  # fmt: skip
+async def area(product_id: str, serving: ServingDep, coords: Coords = None) -> Response:
     """Cells whose centre lies inside a POLYGON (others are missing values)."""
-    return await _query(
-        request, "area", gate, settings, store, limiter, f, compression,
-        coords=coords, z=z,
-        datetime_=datetime, parameter_name=parameter_name,
-    )  # fmt: skip
+    return await _query(serving, "area", coords=coords)
 
 
 @router.get("/collections/{product_id}/cube", openapi_extra=DATA)
 async def cube(
-    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
-    store: StoreDep, limiter: LimiterDep,
+    product_id: str,
+    serving: ServingDep,
     bbox: Annotated[str | None, Query(description="west,south,east,north")] = None,
-    z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
-    compression: Compression = 0,
-) -> Response:  # fmt: skip
+) -> Response:
     """Every cell whose centre lies in a box (both ends included), over depth and time."""
-    return await _query(
-        request, "cube", gate, settings, store, limiter, f, compression,
-        bbox=bbox, z=z,
-        datetime_=datetime, parameter_name=parameter_name,
-    )  # fmt: skip
+    return await _query(serving, "cube", bbox=bbox)
 
 
 @router.get("/collections/{product_id}/trajectory", openapi_extra=DATA)
 async def trajectory(
-    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
-    store: StoreDep, limiter: LimiterDep, coords: Coords = None, z: Z = None,
-    datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
-    compression: Compression = 0,
-    method: Method = None,
-) -> Response:  # fmt: skip
+    product_id: str, serving: ServingDep, coords: Coords = None, method: Method = None
+) -> Response:
     """Values along a ship track: `LINESTRING M (lon lat epoch_seconds, ...)` samples each
     vertex at its own time; a plain `LINESTRING` samples the vertices over `datetime`."""
-    return await _query(
-        request, "trajectory", gate, settings, store, limiter, f, compression,
-        coords=coords, z=z,
-        datetime_=datetime, parameter_name=parameter_name, method=method,
-    )  # fmt: skip
+    return await _query(serving, "trajectory", coords=coords, method=method)
 
 
 @router.get("/collections/{product_id}/radius", openapi_extra=DATA)
 async def radius(
-    request: Request, product_id: str, gate: EntitledDep, settings: SettingsDep,
-    store: StoreDep, limiter: LimiterDep, coords: Coords = None,
+    product_id: str,
+    serving: ServingDep,
+    coords: Coords = None,
     within: Annotated[str | None, Query(description="the radius")] = None,
     within_units: Annotated[
         str | None, Query(alias="within-units", description="km, m, mi or nm")
     ] = None,
-    z: Z = None, datetime: Datetime = None, parameter_name: Parameters = None, f: Fmt = None,
-    compression: Compression = 0,
-) -> Response:  # fmt: skip
+) -> Response:
     """Cells whose centre lies within a distance of a POINT."""
-    return await _query(
-        request, "radius", gate, settings, store, limiter, f, compression,
-        coords=coords, within=within,
-        within_units=within_units, z=z, datetime_=datetime, parameter_name=parameter_name,
-    )  # fmt: skip
+    return await _query(serving, "radius", coords=coords, within=within, within_units=within_units)
