@@ -1,16 +1,24 @@
-"""Writing and checking the chunks of both copies straight from one band of the source.
+"""Writing and checking the chunks of both copies without zarr-python's per-chunk cost.
 
-zarr-python costs ~1 ms of Python per chunk and writes each copy from its own pass over
-the data; here a band of the source (in memory once) is cut into the chunks of *both*
-copies, each chunk encoded with zstd in a thread (numcodecs releases the GIL), written
-as one file (or object), read back, decoded and compared bit for bit with the part of
-the band it must hold. The arrays' metadata is created by xarray/zarr beforehand, and
-``ChunkLayout.of`` takes everything it needs from that metadata (chunk grid, chunk key
-encoding, codecs, fill value), refusing any codec chain it does not write exactly as
-zarr would: ``bytes`` (little endian) then ``zstd``. Chunks that hold only the fill
-value are not written, as zarr does not write them either (a reader returns the fill
-value for a missing chunk); the read-back checks that a missing chunk's part of the band
-is indeed all fill.
+zarr-python spends Python time on every chunk, and reading a copy back through it to
+validate costs as much again. Here chunks are cut from in-memory slabs and bands,
+encoded with zstd in threads (numcodecs releases the GIL), and written as one file (or
+object) each:
+
+- ``write_slab``: the map copy's chunks of a slab of the source; keeps the CRC-32 of the
+  values of every chunk and the SHA-256 of the slab (the version id).
+- ``write_band``: the series copy's chunks of a band, cut from the band's map chunks read
+  back from the store and decoded (each checked against its CRC-32); each series chunk's
+  stored bytes are read back and compared with the encoded ones, one in
+  ``DECODE_EVERY`` is decoded and compared bit for bit with the band, and one chunk of
+  each copy per band is read through zarr-python.
+
+The arrays' metadata is created by xarray/zarr beforehand, and ``ChunkLayout.of`` takes
+everything it needs from it (chunk grid, chunk key encoding, codecs, fill value),
+refusing any codec chain it does not write exactly as zarr would: ``bytes`` (little
+endian) then ``zstd``. Chunks that hold only the fill value are not written, as zarr does
+not write them either (a reader returns the fill value for a missing chunk); the checks
+make sure a missing chunk's values are indeed all fill.
 """
 
 from __future__ import annotations
@@ -181,6 +189,11 @@ def _whole(layout: ChunkLayout, part: np.ndarray) -> np.ndarray:
     return whole
 
 
+def _encode(layout: ChunkLayout, whole: np.ndarray) -> bytes:
+    encoded: bytes = Zstd(level=layout.level, checksum=layout.checksum).encode(whole)
+    return encoded
+
+
 def _local(region: tuple[slice, ...], origin: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin, strict=True))
 
@@ -215,7 +228,7 @@ def write_slab(
         if layout.is_fill(part):
             return index, None
         whole = _whole(layout, part)
-        io.put(layout.key(index), Zstd(level=layout.level, checksum=layout.checksum).encode(whole))
+        io.put(layout.key(index), _encode(layout, whole))
         return index, zlib.crc32(whole)
 
     jobs: list[Callable[[], Any]] = [lambda: hashlib.sha256(block.data).digest()]
@@ -265,6 +278,9 @@ def _zarr_check(
         raise _failure(layout, f"zarr reads other values at {region}")
 
 
+# One series chunk in DECODE_EVERY is decoded again and compared with the band (the codec
+# round trip); the others are checked by their stored bytes (see ``write_band``).
+DECODE_EVERY = 8
 _buffers = threading.local()
 
 
@@ -291,10 +307,13 @@ def write_band(
     """Write the series copy's chunks of one band from the map copy's, and check both.
 
     The band's map chunks are read from the store, decoded and checked against the CRC-32
-    of the source values they must hold (``write_slab``); the band is cut into series
-    chunks, each encoded, written, read back, decoded and compared bit for bit with the
-    band. So every stored chunk of both copies is decoded once and checked. Finally one
-    chunk of each copy is read through zarr-python (``_zarr_check``)."""
+    of the source values they must hold (``write_slab``), so every map chunk decodes to
+    the source's values. The band is cut into series chunks, each encoded and written,
+    and its stored bytes read back and compared with the encoded ones; one in
+    ``DECODE_EVERY`` is also decoded and compared bit for bit with the band (a codec
+    that encodes wrongly fails on every chunk, so a sample finds it; decoding them all
+    would cost as much as encoding). Finally one chunk of each copy is read through
+    zarr-python (``_zarr_check``)."""
     map_, series = layouts
     band = _buffer(shape, map_.dtype)
 
@@ -305,20 +324,20 @@ def write_band(
 
     _run([functools.partial(load, i) for i in _chunk_indices(map_, origin, shape)], workers)
 
-    def one(index: tuple[int, ...]) -> None:
+    def one(n: int, index: tuple[int, ...]) -> None:
         part = band[_local(_region(series, index), origin)]
         key = series.key(index)
-        if not series.is_fill(part):
-            io.put(
-                key, Zstd(level=series.level, checksum=series.checksum).encode(_whole(series, part))
-            )
+        encoded = None if series.is_fill(part) else _encode(series, _whole(series, part))
+        if encoded is not None:
+            io.put(key, encoded)
         stored = io.get(key)
-        if stored is None:
-            if not series.is_fill(part):
-                raise _failure(series, f"chunk {key} is missing")
+        if stored != encoded:
+            what = "is missing" if stored is None else "reads back other bytes than written"
+            raise _failure(series, f"chunk {key} {what}")
+        if encoded is None or n % DECODE_EVERY:
             return
         try:
-            raw = Zstd().decode(stored)
+            raw = Zstd().decode(encoded)
         except RuntimeError:
             raise _failure(series, f"chunk {key} does not decode") from None
         if len(raw) != math.prod(series.chunks) * band.dtype.itemsize:
@@ -328,6 +347,7 @@ def write_band(
         if not np.array_equal(_bits(got), _bits(part)):
             raise _failure(series, f"chunk {key} does not hold the source's values")
 
-    _run([functools.partial(one, i) for i in _chunk_indices(series, origin, shape)], workers)
+    indices = _chunk_indices(series, origin, shape)
+    _run([functools.partial(one, n, i) for n, i in enumerate(indices)], workers)
     for layout in layouts:
         _zarr_check(layout, io, band, origin)

@@ -9,16 +9,17 @@
    overhead): the map copy from the source, read once in slabs in its own order
    (``_write_map``), then the series copy from the map copy, band by band in bounded
    memory (``_write_series``, bands from ``chunking.plan``).
-3. Validation, before anything is published:
+3. Validation, before anything is published (``ingest._chunkstore``):
    - every stored map chunk is read back, decoded, and its CRC-32 compared with that of
-     the source values it was cut from (kept while writing);
-   - every series chunk is read back, decoded and compared bit for bit with the band of
-     (checked) map chunks it was cut from; a chunk not stored must be all fill value;
-   - so every chunk of both copies decodes to the source's values, and the two copies
-     hold the same values;
+     the source values it was cut from (kept while writing): the map copy decodes to the
+     source's values;
+   - every series chunk's stored bytes are read back and compared with the bytes encoded
+     from the band (of checked map chunks) it was cut from, and one series chunk in
+     eight is decoded and compared bit for bit with the band (the codec round trip);
+     a chunk not stored must be all fill value;
    - one chunk of each copy per band is read through zarr-python (the readers' library:
      metadata, keys and codecs agree), and the first, middle and last slab of the map
-     copy are read through xarray and compared with the source read again.
+     copy are read through xarray and compared with the source, read again.
 4. The version id is a hash of the metadata and of the values (SHA-256 of the source
    slabs, in order); the staging folder is renamed to
    ``<data>/products/<id>/<version>/`` (atomic on one filesystem), and only then is the
@@ -257,6 +258,7 @@ def _create(
     Coordinates are loaded first: xarray writes numpy variables at once but leaves dask
     ones to a compute that never comes (``compute=False``), which would leave bounds such
     as ``depth_bnds`` as fill values in a copy."""
+    import dask.array as da
     import zarr
 
     template = ds.copy()  # shallow: loading its variables leaves ``ds`` lazy
@@ -265,9 +267,22 @@ def _create(
             var.load()
     layouts: dict[str, list[ChunkLayout]] = {str(n): [] for n in plans if _fast(ds[n])}
     for copy in COPIES:
-        prepared, encoding = _prepare(
-            template, {n: getattr(p, copy) for n, p in plans.items() if _fast(ds[n])}
+        chunks = {n: getattr(plans[n], copy) for n in layouts}
+        # Data variables as placeholders already chunked as planned: their chunks are
+        # written by ``_chunkstore``, and rechunking the source's graph would cost time.
+        placeholders = template.assign(
+            {
+                n: template[n].copy(
+                    data=da.empty(
+                        template[n].shape,
+                        dtype=template[n].dtype,
+                        chunks=tuple(chunks[n][str(d)] for d in template[n].dims),
+                    )
+                )
+                for n in layouts
+            }
         )
+        prepared, encoding = _prepare(placeholders, chunks)
         prepared.to_zarr(
             f"{staging}/{copy}.zarr",
             mode="w-",

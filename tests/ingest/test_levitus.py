@@ -111,19 +111,22 @@ def test_staging_is_removed_when_writing_fails(
     assert not (fresh_env.store.root / "products").exists()
 
 
-@pytest.mark.parametrize("fault", ["other-values", "garbled", "lost"])
+@pytest.mark.parametrize("fault", ["other-values", "garbled", "lost", "codec"])
 @pytest.mark.parametrize("copy", ["map", "series"])
 def test_a_copy_that_reads_back_differently_is_refused(
     fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch, copy: str, fault: str
 ) -> None:
     """Every chunk of both copies is read back from the store, decoded and compared with
-    the source band it was cut from: a write that stores other values (a codec fault), bytes
-    that do not decode, or a write that is lost (a storage fault) fails the ingest."""
+    the source values it was cut from: a store that keeps other values, bytes that do not
+    decode, or loses a write (storage faults), or an encoder that writes a valid frame of
+    other values (a codec fault) fails the ingest."""
     from numcodecs import Zstd
 
-    from ingest._chunkstore import ChunkIO
+    import ingest._chunkstore as chunkstore
+    from ingest._chunkstore import ChunkIO, ChunkLayout
 
     real = ChunkIO.put
+    encode = chunkstore._encode
 
     def faulty(self: ChunkIO, key: str, data: bytes) -> None:
         if key.startswith(f"{copy}.zarr/TEMP/"):
@@ -136,7 +139,15 @@ def test_a_copy_that_reads_back_differently_is_refused(
                 data = Zstd(level=3).encode(np.where(np.isnan(values), values, values + 0.5))
         real(self, key, data)
 
-    monkeypatch.setattr(ChunkIO, "put", faulty)
+    def wrong(layout: ChunkLayout, whole: np.ndarray) -> bytes:
+        if layout.copy == copy and layout.variable == "TEMP":
+            whole = np.where(np.isnan(whole), whole, whole + 0.5)
+        return encode(layout, whole)
+
+    if fault == "codec":
+        monkeypatch.setattr(chunkstore, "_encode", wrong)
+    else:
+        monkeypatch.setattr(ChunkIO, "put", faulty)
     with pytest.raises(Exception, match="validation failed: TEMP differs between the two copies"):
         _run(fresh_env, load_spec(LEVITUS_SPEC))
     assert not any((fresh_env.store.root / ".staging").iterdir())
