@@ -177,7 +177,8 @@ def _plan(ds: xr.Dataset, target: int) -> dict[str, Plan]:
 
 
 def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Chunk each variable to its plan (dask chunks equal Zarr chunks) and build encodings."""
+    """Encodings: zstd, NaN fill for floats, and the planned chunks (whose data variables
+    are placeholders of one dask chunk: ``_create``)."""
     out = ds.copy()
     encoding: dict[str, Any] = {}
     for name in list(out.variables):
@@ -185,9 +186,7 @@ def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[
         var.encoding = {}
         enc: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
         if str(name) in plan:
-            chunks = plan[str(name)]
-            out[name] = var.chunk(chunks)
-            enc["chunks"] = tuple(chunks[str(d)] for d in var.dims)
+            enc["chunks"] = tuple(plan[str(name)][str(d)] for d in var.dims)
         if np.issubdtype(var.dtype, np.floating):
             enc["_FillValue"] = np.nan
         encoding[str(name)] = enc
@@ -268,15 +267,15 @@ def _create(
     layouts: dict[str, list[ChunkLayout]] = {str(n): [] for n in plans if _fast(ds[n])}
     for copy in COPIES:
         chunks = {n: getattr(plans[n], copy) for n in layouts}
-        # Data variables as placeholders already chunked as planned: their chunks are
-        # written by ``_chunkstore``, and rechunking the source's graph would cost time.
+        # Data variables as placeholders of one dask chunk (never computed): their chunks
+        # are written by ``_chunkstore``, and a graph of every chunk would cost time.
         placeholders = template.assign(
             {
                 n: template[n].copy(
                     data=da.empty(
                         template[n].shape,
                         dtype=template[n].dtype,
-                        chunks=tuple(chunks[n][str(d)] for d in template[n].dims),
+                        chunks=template[n].shape,
                     )
                 )
                 for n in layouts
