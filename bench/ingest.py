@@ -1,8 +1,8 @@
 """Ingest throughput and memory: OceanMart (both copies, validated) vs plain xarray (one copy).
 
 Peer, measured in the same run: ``xr.open_dataset(src).to_zarr(dst)``, the one-liner a
-researcher would write. Each run is its own process; wall time and peak RSS
-(``ru_maxrss`` of the child) are reported.
+researcher would write. Each run is its own process; wall time, CPU time and peak RSS
+(``ru_maxrss``, ``ru_utime + ru_stime`` of the child) are reported.
 
 Datasets: ETOPO5 from the corpus (9.3 M values) and generated 720x1440 float32 daily
 series of 182 and 365 steps (189 M and 378 M values), so that doubling the input shows
