@@ -1,8 +1,8 @@
 """Ingest throughput and memory: OceanMart (both copies, validated) vs plain xarray (one copy).
 
 Peer, measured in the same run: ``xr.open_dataset(src).to_zarr(dst)``, the one-liner a
-researcher would write. Each run is its own process; wall time and peak RSS
-(``ru_maxrss`` of the child) are reported.
+researcher would write. Each run is its own process; wall time, CPU time and peak RSS
+(``ru_maxrss``, ``ru_utime + ru_stime`` of the child) are reported.
 
 Datasets: ETOPO5 from the corpus (9.3 M values) and generated 720x1440 float32 daily
 series of 182 and 365 steps (189 M and 378 M values), so that doubling the input shows
@@ -58,8 +58,9 @@ def generate(path: Path, steps: int) -> None:
             v[i] = base + season + rng.normal(0, 0.3, (ny, nx)).astype("f4")
 
 
-def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process, from its own rusage (wait4)."""
+def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system, all threads) of one
+    child process, from its own rusage (wait4)."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -69,7 +70,7 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
         if proc.returncode != 0:
             err.seek(0)
             raise SystemExit(f"{argv[0]} failed: {err.read()[-2000:].decode(errors='replace')}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -95,9 +96,10 @@ def main() -> None:
         sources.append((f"generated {steps}x720x1440", path, steps * 720 * 1440))
 
     rows = []
+    load_before = os.getloadavg()
     for i, (name, src, values) in enumerate(sources):
         print(f"[bench] {i + 1}/{len(sources)} {name}: plain xarray", file=sys.stderr, flush=True)
-        plain_s, plain_rss = measure(
+        plain_s, plain_rss, plain_cpu = measure(
             [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}.zarr")], dict(os.environ)
         )
         shutil.rmtree(work / f"plain{i}.zarr")
@@ -111,12 +113,12 @@ def main() -> None:
         subprocess.run(
             [str(BIN / "oceanmart"), "db", "upgrade"], env=env, check=True, capture_output=True
         )
-        om_s, om_rss = measure(
+        om_s, om_rss, om_cpu = measure(
             [str(BIN / "oceanmart"), "ingest", str(src), "--product", f"bench-{i}"], env
         )
         shutil.rmtree(work / f"var{i}")
         mb = src.stat().st_size / 1e6
-        rows.append((name, values, mb, plain_s, plain_rss, om_s, om_rss))
+        rows.append((name, values, mb, plain_s, plain_rss, plain_cpu, om_s, om_rss, om_cpu))
     if not args.keep:
         shutil.rmtree(work)
 
@@ -124,16 +126,22 @@ def main() -> None:
         f"\nIngest, python {sys.version.split()[0]}, {os.cpu_count()} cpus; OceanMart writes "
         "and validates two copies, plain xarray writes one"
     )
+    print(f"load average before: {load_before}, after: {os.getloadavg()}")
     print(
         f"{'dataset':26} {'values':>11} {'src MB':>7} {'plain s':>8} {'plain MB/s':>10} "
-        f"{'plain RSS':>9} {'ours s':>7} {'ours MB/s':>9} {'ours RSS':>8} {'time ratio':>10}"
+        f"{'plain RSS':>9} {'plain cpu':>9} {'ours s':>7} {'ours MB/s':>9} {'ours RSS':>8} "
+        f"{'ours cpu':>8} {'time ratio':>10} {'cpu ratio':>9}"
     )
-    for name, values, mb, ps, prss, os_, orss in rows:
+    for name, values, mb, ps, prss, pcpu, os_, orss, ocpu in rows:
         print(
             f"{name:26} {values:>11} {mb:>7.0f} {ps:>8.1f} {mb / ps:>10.1f} {prss:>7.0f}MB "
-            f"{os_:>7.1f} {mb / os_:>9.1f} {orss:>6.0f}MB {os_ / ps:>10.2f}"
+            f"{pcpu:>8.1f}s {os_:>7.1f} {mb / os_:>9.1f} {orss:>6.0f}MB {ocpu:>7.1f}s "
+            f"{os_ / ps:>10.2f} {ocpu / pcpu:>9.2f}"
         )
-    print("\nRSS is the peak resident set of each run's own process (wait4 ru_maxrss).")
+    print(
+        "\nRSS is the peak resident set of each run's own process (wait4 ru_maxrss); cpu is"
+        " its user + system time (all threads), which other load on the machine changes less."
+    )
 
 
 if __name__ == "__main__":

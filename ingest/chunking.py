@@ -9,11 +9,12 @@
 Targets are bytes per (uncompressed) chunk, 1-4 MB by default (Copernicus Marine and
 Pangeo guidance).
 
-The series copy is written from the map copy in *bands*: every series chunk of a range
-of latitude rows, across all longitudes, at most ``budget`` bytes. ``plan`` aligns the
-map copy's latitude chunking with those bands so that every map chunk is decoded once
-(a map chunk cut by a band edge would be decoded once per band it touches, and the cost
-of the series copy would then grow with the length of the series).
+Both copies are written from the source in *bands*: a range of latitude rows across all
+longitudes, one series chunk deep along the series axis (and as deep as both copies'
+chunks along any other axis), at most ``budget`` bytes. A band holds whole chunks of
+both copies: ``plan`` aligns the map copy's latitude chunking with the bands, so each
+band is read from the source once and cut into the chunks of both copies, and memory
+does not grow with the length of the series.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ class Plan:
     series: Chunks
     band_rows: int
 
+    def band(self, dims: Sequence[str], sizes: Mapping[str, int]) -> Chunks:
+        """The band's extent along every dimension (the last band of an axis may be
+        shorter): whole longitudes, ``band_rows`` latitudes, and elsewhere the least
+        common multiple of the two copies' chunks."""
+        return {
+            d: sizes[d]
+            if d == LON
+            else self.band_rows
+            if d == LAT
+            else min(sizes[d], math.lcm(self.map[d], self.series[d]))
+            for d in dims
+        }
+
 
 def plan(
     dims: Sequence[str], sizes: Mapping[str, int], itemsize: int, target: int, budget: int
@@ -94,9 +108,13 @@ def plan(
     if LAT not in series:
         return Plan(map_, series, 1)
     ny, ty = sizes[LAT], series[LAT]
-    # Bytes of one latitude row of one band: all longitudes, one series chunk deep in
-    # every other dimension.
-    row = itemsize * math.prod(series[d] if d != LON else sizes[d] for d in dims if d != LAT)
+    # Bytes of one latitude row of one band: all longitudes, whole chunks of both copies
+    # in every other dimension.
+    row = itemsize * math.prod(
+        sizes[d] if d == LON else min(sizes[d], math.lcm(map_[d], series[d]))
+        for d in dims
+        if d != LAT
+    )
     band = min(ny, max(ty, budget // max(1, row) // ty * ty))
     if band < ny and band % map_[LAT]:
         # Several bands: map chunks of whole tile rows, as close to their planned height

@@ -3,14 +3,27 @@
 1. Every source is opened lazily and read in bounded pieces (dask), normalised, and
    checked against the others (same grid) before a multi-file series is concatenated
    along time.
-2. The map copy is written to ``<data>/.staging/<pid>-<uuid>/map.zarr``, then the
-   series copy from the map copy, band by band in bounded memory (``_write_series``).
-3. Validation: every band of the series copy is read back and compared with the map
-   copy it came from, and sampled slabs of the map copy equal the source.
-4. The version id is a hash of the metadata and of the values (SHA-256 of the bands, in
-   order, as read back from the map copy); the staging folder is
-   renamed to ``<data>/products/<id>/<version>/`` (atomic on one filesystem), and only
-   then is the version recorded in the catalog, in one transaction.
+2. Both copies' metadata and coordinates are written by xarray into
+   ``<data>/.staging/<run>/{map,series}.zarr``; their chunks are written by
+   ``ingest._chunkstore`` (zstd in threads, one file per chunk, no zarr-python per-chunk
+   overhead): the map copy from the source, read once in slabs in its own order
+   (``_write_map``), then the series copy from the map copy, band by band in bounded
+   memory (``_write_series``, bands from ``chunking.plan``).
+3. Validation, before anything is published (``ingest._chunkstore``):
+   - every stored map chunk is read back, decoded, and its CRC-32 compared with that of
+     the source values it was cut from (kept while writing): the map copy decodes to the
+     source's values;
+   - every series chunk's stored bytes are read back and compared with the bytes encoded
+     from the band (of checked map chunks) it was cut from, and one series chunk in
+     eight is decoded and compared bit for bit with the band (the codec round trip);
+     a chunk not stored must be all fill value;
+   - one chunk of each copy per band is read through zarr-python (the readers' library:
+     metadata, keys and codecs agree), and the first, middle and last slab of the map
+     copy are read through xarray and compared with the source, read again.
+4. The version id is a hash of the metadata and of the values (SHA-256 of the source
+   slabs, in order); the staging folder is renamed to
+   ``<data>/products/<id>/<version>/`` (atomic on one filesystem), and only then is the
+   version recorded in the catalog, in one transaction.
 
 A run killed at any point leaves at most an unpublished staging folder (swept by the
 next run) or a published folder not yet in the catalog (recorded by the next run);
@@ -31,6 +44,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +57,10 @@ from zarr.codecs import ZstdCodec
 
 from catalog.models import Product, ProductVersion, Variable
 from catalog.store import DataStore
+from ingest._chunkstore import ChunkIO, ChunkLayout, write_band, write_slab
 from ingest.chunking import Chunks, Plan, plan
 from ingest.corpus import corpus_path, sha256_file
-from ingest.normalise import LAT, LON, TIME, Report, normalise
+from ingest.normalise import TIME, Report, normalise
 from ingest.readers import ReadOptions, open_source
 from ingest.spec import ProductSpec
 from oceanmart.db import transaction, utcnow
@@ -55,7 +70,7 @@ log = structlog.get_logger(__name__)
 
 Progress = Callable[[str], None]
 READ_PIECE_BYTES = 64 * 1024 * 1024
-SERIES_BAND_BYTES = 512 * 1024 * 1024
+BAND_BYTES = 512 * 1024 * 1024
 COPIES = ("map", "series")
 
 
@@ -155,14 +170,15 @@ def _plan(ds: xr.Dataset, target: int) -> dict[str, Plan]:
             {str(k): int(n) for k, n in v.sizes.items()},
             v.dtype.itemsize,
             target,
-            SERIES_BAND_BYTES,
+            BAND_BYTES,
         )
         for n, v in ds.data_vars.items()
     }
 
 
 def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Chunk each variable to its plan (dask chunks equal Zarr chunks) and build encodings."""
+    """Encodings: zstd, NaN fill for floats, and the planned chunks (whose data variables
+    are placeholders of one dask chunk: ``_create``)."""
     out = ds.copy()
     encoding: dict[str, Any] = {}
     for name in list(out.variables):
@@ -170,9 +186,7 @@ def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[
         var.encoding = {}
         enc: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
         if str(name) in plan:
-            chunks = plan[str(name)]
-            out[name] = var.chunk(chunks)
-            enc["chunks"] = tuple(chunks[str(d)] for d in var.dims)
+            enc["chunks"] = tuple(plan[str(name)][str(d)] for d in var.dims)
         if np.issubdtype(var.dtype, np.floating):
             enc["_FillValue"] = np.nan
         encoding[str(name)] = enc
@@ -217,12 +231,10 @@ def _compute_step(label: str, say: Progress, show_bar: bool) -> Iterator[None]:
 
 
 def _bands(shape: tuple[int, ...], dims: tuple[str, ...], plan: Plan) -> list[tuple[slice, ...]]:
-    """Regions of the series copy written at once: one band of latitude rows across all
-    longitudes, one series chunk deep in every other dimension (see ``chunking.plan``)."""
-    step = [
-        n if d == LON else plan.band_rows if d == LAT else plan.series[d]
-        for d, n in zip(dims, shape, strict=True)
-    ]
+    """Regions of the source written at once (``Plan.band``): each holds whole chunks of
+    both copies."""
+    extent = plan.band(dims, dict(zip(dims, shape, strict=True)))
+    step = [extent[d] for d in dims]
     starts = [range(0, n, s) for n, s in zip(shape, step, strict=True)]
     return [
         tuple(slice(c, min(c + s, n)) for c, s, n in zip(corner, step, shape, strict=True))
@@ -230,84 +242,187 @@ def _bands(shape: tuple[int, ...], dims: tuple[str, ...], plan: Plan) -> list[tu
     ]
 
 
-def _copy_band(
-    map_path: str,
-    series_path: str,
-    options: dict[str, Any],
-    name: str,
-    region: tuple[slice, ...],
-    rows: tuple[int, int],
-) -> bytes:
-    """Copy one band from the map copy to the series copy, read it back, compare, and
-    return the SHA-256 of its values (a task: runs on a dask worker when there is one).
-    ``rows`` is (latitude axis, series tile rows): the read-back goes one tile row at a
-    time, so its memory stays small and each series chunk is decoded once."""
+def _fast(var: xr.DataArray) -> bool:
+    """Whether a data variable's chunks are written by ``_chunkstore`` (numbers with at
+    least one dimension); anything else is small or rare and goes through xarray."""
+    return var.ndim > 0 and var.dtype.kind in "fiu"
+
+
+def _create(
+    store: DataStore, staging: str, ds: xr.Dataset, plans: dict[str, Plan]
+) -> dict[str, tuple[ChunkLayout, ChunkLayout]]:
+    """Create both copies' metadata and coordinates (and the few data variables the fast
+    writer does not take), and return each variable's two chunk layouts.
+
+    Coordinates are loaded first: xarray writes numpy variables at once but leaves dask
+    ones to a compute that never comes (``compute=False``), which would leave bounds such
+    as ``depth_bnds`` as fill values in a copy."""
+    import dask.array as da
     import zarr
 
-    src = zarr.open_array(f"{map_path}/{name}", mode="r", zarr_format=3, **options)
-    dst = zarr.open_array(f"{series_path}/{name}", mode="r+", zarr_format=3, **options)
-    block = np.ascontiguousarray(src[region])
-    dst[region] = block
-    axis, step = rows
-    parts = [region]
-    if axis >= 0:
-        lat = region[axis]
-        parts = [
-            (*region[:axis], slice(e, min(e + step, lat.stop)), *region[axis + 1 :])
-            for e in range(lat.start, lat.stop, step)
-        ]
-    for part in parts:
-        local = tuple(
-            slice(p.start - r.start, p.stop - r.start) for p, r in zip(part, region, strict=True)
+    template = ds.copy()  # shallow: loading its variables leaves ``ds`` lazy
+    for name, var in template.variables.items():
+        if name not in template.data_vars or not _fast(template[name]):
+            var.load()
+    layouts: dict[str, list[ChunkLayout]] = {str(n): [] for n in plans if _fast(ds[n])}
+    for copy in COPIES:
+        chunks = {n: getattr(plans[n], copy) for n in layouts}
+        # Data variables as placeholders of one dask chunk (never computed): their chunks
+        # are written by ``_chunkstore``, and a graph of every chunk would cost time.
+        placeholders = template.assign(
+            {
+                n: template[n].copy(
+                    data=da.empty(
+                        template[n].shape,
+                        dtype=template[n].dtype,
+                        chunks=template[n].shape,
+                    )
+                )
+                for n in layouts
+            }
         )
-        if not np.array_equal(dst[part], block[local], equal_nan=block.dtype.kind in "fc"):
-            raise IngestError(f"validation failed: {name} differs between the two copies")
-    return hashlib.sha256(block.data).digest()
+        prepared, encoding = _prepare(placeholders, chunks)
+        prepared.to_zarr(
+            f"{staging}/{copy}.zarr",
+            mode="w-",
+            zarr_format=3,
+            consolidated=True,
+            encoding=encoding,
+            compute=False,
+            **store.zarr_options,
+        )
+        for name in layouts:
+            array = zarr.open_array(
+                f"{staging}/{copy}.zarr/{name}", mode="r", zarr_format=3, **store.zarr_options
+            )
+            layouts[name].append(ChunkLayout.of(array, copy, name, f"{copy}.zarr/{name}"))
+    return {n: (m, s) for n, (m, s) in layouts.items()}
+
+
+def _read(data: Any, region: tuple[slice, ...], out: np.ndarray) -> np.ndarray:
+    """A slab of the source, read into ``out`` (no concatenation of pieces)."""
+    import dask.array as da
+
+    piece = data[region]
+    if isinstance(piece, da.Array):
+        da.store(piece, out, lock=False, scheduler="sync")
+    else:
+        out[...] = np.asarray(piece)
+    return out
+
+
+def _slabs(shape: tuple[int, ...], layout: ChunkLayout) -> list[tuple[slice, ...]]:
+    """Regions of the source read at once for the map copy: ~READ_PIECE_BYTES of whole map
+    chunks along the first dimension, whole in the others (so the source is read once, in
+    its storage order)."""
+    if not shape:
+        return [()]
+    lead = layout.chunks[0]
+    per_chunk = lead * math.prod(shape[1:]) * np.dtype(layout.dtype).itemsize
+    step = lead * max(1, READ_PIECE_BYTES // max(1, per_chunk))
+    rest = tuple(slice(0, n) for n in shape[1:])
+    return [(slice(i, min(i + step, shape[0])), *rest) for i in range(0, shape[0], step)]
+
+
+def _origin(region: tuple[slice, ...]) -> tuple[int, ...]:
+    return tuple(int(r.start) for r in region)
+
+
+def _size(region: tuple[slice, ...]) -> tuple[int, ...]:
+    return tuple(int(r.stop - r.start) for r in region)
+
+
+Layouts = dict[str, tuple[ChunkLayout, ChunkLayout]]
+Crcs = dict[str, dict[tuple[int, ...], int | None]]
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _write_map(
+    ds: xr.Dataset, layouts: Layouts, io: ChunkIO, client: Any | None
+) -> tuple[dict[str, bytes], Crcs]:
+    """Write the map copy from the source, read once in its own order, slab by slab (the
+    next slab is read while this one is encoded), keeping the CRC-32 of every chunk's
+    values. Returns, per variable, a SHA-256 over the SHA-256 of its slabs in order (the
+    values' part of the version id), and the CRCs."""
+    import dask
+
+    slabs = [(n, r) for n, (m, _) in layouts.items() for r in _slabs(tuple(ds[n].shape), m)]
+    if client is not None:
+        tasks = [
+            dask.delayed(write_slab, pure=False)(
+                ds[n].data[r], _origin(r), layouts[n][0], io, _workers()
+            )
+            for n, r in slabs
+        ]
+        (written,) = dask.compute(tasks, scheduler=client)
+    else:
+        written = []
+        # Two buffers, reused: the reader fills one while the other is encoded.
+        nbytes = max(
+            (math.prod(_size(r)) * np.dtype(layouts[n][0].dtype).itemsize for n, r in slabs),
+            default=0,
+        )
+        buffers = [np.empty(nbytes, np.uint8), np.empty(nbytes, np.uint8)]
+        with ThreadPoolExecutor(1) as reader:
+
+            def read(i: int) -> Future[np.ndarray]:
+                name, region = slabs[i]
+                dtype = layouts[name][0].dtype
+                n = math.prod(_size(region)) * np.dtype(dtype).itemsize
+                out = buffers[i % 2][:n].view(dtype).reshape(_size(region))
+                return reader.submit(_read, ds[name].data, region, out)
+
+            pending = read(0) if slabs else None
+            for i, (name, region) in enumerate(slabs):
+                assert pending is not None
+                block = pending.result()
+                pending = read(i + 1) if i + 1 < len(slabs) else None
+                written.append(write_slab(block, _origin(region), layouts[name][0], io, _workers()))
+                del block
+    digests: dict[str, list[bytes]] = {name: [] for name in layouts}
+    crcs: Crcs = {name: {} for name in layouts}
+    for (name, _), (digest, chunk_crcs) in zip(slabs, written, strict=True):
+        digests[name].append(digest)
+        crcs[name].update(chunk_crcs)
+    return {n: hashlib.sha256(b"".join(parts)).digest() for n, parts in digests.items()}, crcs
 
 
 def _write_series(
-    store: DataStore,
-    staging: str,
-    written: xr.Dataset,
+    ds: xr.Dataset,
     plans: dict[str, Plan],
+    layouts: Layouts,
+    crcs: Crcs,
+    io: ChunkIO,
     client: Any | None,
-) -> dict[str, bytes]:
-    """Write the series copy from the map copy in bounded memory and check it.
-
-    A dask rechunk from one-step map chunks to long series chunks gathers every step of
-    a tile at once, and its memory grows with the series length. Instead the store is
-    created from a lazy template and filled band by band (``chunking.plan``), each band
-    read once from the map copy, written, read back and compared. Returns, per variable,
-    a SHA-256 over the SHA-256 of its bands in order: the values' part of the version id.
-    """
+) -> None:
+    """Write the series copy from the map copy, band by band (``chunking.plan``), checking
+    every stored chunk of both copies (``_chunkstore.write_band``); on a cluster every
+    worker takes bands."""
     import dask
 
-    template, encoding = _prepare(written, {n: p.series for n, p in plans.items()})
-    map_path, series_path = f"{staging}/map.zarr", f"{staging}/series.zarr"
-    template.to_zarr(
-        series_path,
-        mode="w-",
-        zarr_format=3,
-        consolidated=True,
-        encoding=encoding,
-        compute=False,
-        **store.zarr_options,
-    )
-    tasks: dict[str, list[Any]] = {}
-    for name, var in written.data_vars.items():
-        plan = plans[str(name)]
-        dims = tuple(map(str, var.dims))
-        rows = (dims.index(LAT), plan.series[LAT]) if LAT in dims else (-1, 0)
-        tasks[str(name)] = [
-            dask.delayed(_copy_band, pure=False)(
-                map_path, series_path, store.zarr_options, str(name), region, rows
-            )
-            for region in _bands(tuple(var.shape), dims, plan)
-        ]
-    # One band at a time here (zarr already spreads a band's chunks over threads); on a
-    # cluster, every worker takes bands.
-    (done,) = dask.compute(tasks, scheduler=client if client is not None else "sync")
-    return {name: hashlib.sha256(b"".join(parts)).digest() for name, parts in done.items()}
+    bands = [
+        (n, r)
+        for n in layouts
+        for r in _bands(tuple(ds[n].shape), tuple(map(str, ds[n].dims)), plans[n])
+    ]
+
+    def band_crcs(name: str, region: tuple[slice, ...]) -> dict[tuple[int, ...], int | None]:
+        chunks = layouts[name][0].chunks
+        return {
+            i: c
+            for i, c in crcs[name].items()
+            if all(r.start <= k * n < r.stop for k, n, r in zip(i, chunks, region, strict=True))
+        }
+
+    args = [(_origin(r), _size(r), layouts[n], band_crcs(n, r), io, _workers()) for n, r in bands]
+    if client is not None:
+        dask.compute([dask.delayed(write_band, pure=False)(*a) for a in args], scheduler=client)
+    else:
+        for a in args:
+            write_band(*a)
 
 
 def _sample_equal(written: xr.Dataset, source: xr.Dataset) -> str | None:
@@ -365,20 +480,14 @@ def _write_and_validate(
 ) -> str:
     """Write both copies into ``staging``, validate them, and return the version id."""
     plans = _plan(ds, int(spec.chunk_target_mb * 1024 * 1024))
-    prepared, encoding = _prepare(ds, {n: p.map for n, p in plans.items()})
-    with _compute_step("writing the map copy", say, show_bar):
-        prepared.to_zarr(
-            f"{staging}/map.zarr",
-            mode="w-",
-            zarr_format=3,
-            consolidated=True,
-            encoding=encoding,
-            **store.zarr_options,
-        )
-    written = _open_copy(store, f"{staging}/map.zarr")
-    with _compute_step("writing the series copy and comparing it with the map copy", say, show_bar):
-        digests = _write_series(store, staging, written, plans, client)
-    with _compute_step("validating: sampled slabs against the source", say, show_bar):
+    layouts = _create(store, staging, ds, plans)
+    io = ChunkIO(staging, store.local, json.dumps(store.storage_options, sort_keys=True))
+    with _compute_step("writing the map copy from the source", say, show_bar):
+        digests, crcs = _write_map(ds, layouts, io, client)
+    with _compute_step("writing the series copy from the map copy", say, show_bar):
+        _write_series(ds, plans, layouts, crcs, io, client)
+    with _compute_step("comparing sampled slabs with the source", say, show_bar):
+        written = _open_copy(store, f"{staging}/map.zarr")
         problem = _sample_equal(written, ds)
     if problem is not None:
         raise IngestError(f"validation failed: {problem}")
@@ -486,6 +595,9 @@ def ingest(
     paths = [p for p, _ in sources]
     _sweep_staging(store)
     staging = store.staging(_run_name())
+    # The sources' SHA-256 (recorded with the version) is computed while they are ingested.
+    hasher = ThreadPoolExecutor(1)
+    hashes = [hasher.submit(sha256_file, p) for p in paths]
     try:
         parts = []
         reports = []
@@ -517,6 +629,7 @@ def ingest(
         where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} files)"
         raise SourceError(f"{where}: cannot read data ({exc.__class__.__name__}: {exc})") from None
     finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(OSError):
             store.remove(staging)
 
@@ -533,7 +646,8 @@ def ingest(
         "stored_bytes": stored,
         "value_count": value_count,
         "sources": [
-            {"name": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in paths
+            {"name": p.name, "sha256": h.result(), "bytes": p.stat().st_size}
+            for p, h in zip(paths, hashes, strict=True)
         ],
         "report": report.as_dict(),
     }

@@ -44,3 +44,21 @@ def test_a_daily_global_field_plans_1_to_4_mb_chunks() -> None:
         size = 4 * math.prod(chunks.values())
         assert MB <= size <= 4 * MB, chunks
     assert p.series["time"] == 182 and p.band_rows % p.map["latitude"] == 0
+
+
+@given(
+    steps=st.integers(1, 400),
+    levels=st.integers(1, 60),
+    ny=st.integers(1, 800),
+    nx=st.integers(1, 1600),
+)
+def test_bands_hold_whole_chunks_of_both_copies(steps: int, levels: int, ny: int, nx: int) -> None:
+    """Both copies are cut from the same bands (the series copy's from decoded map chunks),
+    so along every dimension a band starts on a chunk edge of both copies."""
+    dims = ("time", "depth", "latitude", "longitude")
+    sizes = {"time": steps, "depth": levels, "latitude": ny, "longitude": nx}
+    p = plan(dims, sizes, 4, 2 * MB, 512 * MB)
+    band = p.band(dims, sizes)
+    for d in dims:
+        for start in range(0, sizes[d], band[d]):
+            assert start % p.map[d] == 0 and start % p.series[d] == 0, (d, start, p)

@@ -111,22 +111,65 @@ def test_staging_is_removed_when_writing_fails(
     assert not (fresh_env.store.root / "products").exists()
 
 
-def test_a_series_copy_that_reads_back_differently_is_refused(
-    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fault", ["other-values", "garbled", "lost", "codec"])
+@pytest.mark.parametrize("copy", ["map", "series"])
+def test_a_copy_that_reads_back_differently_is_refused(
+    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch, copy: str, fault: str
 ) -> None:
-    """The series copy is read back band by band and compared with the map copy: a write
-    that stores other values (a codec or storage fault) fails the ingest."""
-    import zarr
+    """Every chunk of both copies is read back from the store, decoded and compared with
+    the source values it was cut from: a store that keeps other values, bytes that do not
+    decode, or loses a write (storage faults), or an encoder that writes a valid frame of
+    other values (a codec fault) fails the ingest."""
+    from numcodecs import Zstd
 
-    real = zarr.Array.__setitem__
+    import ingest._chunkstore as chunkstore
+    from ingest._chunkstore import ChunkIO, ChunkLayout
 
-    def corrupting(self: zarr.Array, selection: object, value: np.ndarray) -> None:
-        if str(self.store_path).endswith("series.zarr/TEMP"):
-            value = np.where(np.isnan(value), value, value + 0.5)
-        real(self, selection, value)
+    real = ChunkIO.put
+    encode = chunkstore._encode
 
-    monkeypatch.setattr(zarr.Array, "__setitem__", corrupting)
+    def faulty(self: ChunkIO, key: str, data: bytes) -> None:
+        if key.startswith(f"{copy}.zarr/TEMP/"):
+            if fault == "lost":
+                return
+            if fault == "garbled":
+                data = data[:8] + bytes(b ^ 0x5A for b in data[8:])
+            else:
+                values = np.frombuffer(Zstd().decode(data), "<f4")
+                data = Zstd(level=3).encode(np.where(np.isnan(values), values, values + 0.5))
+        real(self, key, data)
+
+    def wrong(layout: ChunkLayout, whole: np.ndarray) -> bytes:
+        if layout.copy == copy and layout.variable == "TEMP":
+            whole = np.where(np.isnan(whole), whole, whole + 0.5)
+        return encode(layout, whole)
+
+    if fault == "codec":
+        monkeypatch.setattr(chunkstore, "_encode", wrong)
+    else:
+        monkeypatch.setattr(ChunkIO, "put", faulty)
     with pytest.raises(Exception, match="validation failed: TEMP differs between the two copies"):
         _run(fresh_env, load_spec(LEVITUS_SPEC))
     assert not any((fresh_env.store.root / ".staging").iterdir())
     assert not (fresh_env.store.root / "products").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "bounds"),
+    [("levitus-climatology", "depth_bnds"), ("coads-climatology", "climatology_bounds")],
+)
+def test_both_copies_hold_the_same_coordinates(
+    fresh_env: Env, levitus_file: Path, spec: str, bounds: str
+) -> None:
+    """Non-index coordinates (bounds) are in the series copy too, with their values, not
+    only in the map copy."""
+    result = _run(fresh_env, load_spec(LEVITUS_SPEC.with_name(f"{spec}.yaml")))
+    root = fresh_env.store.root / result.store_path
+    a = xr.open_zarr(root / "map.zarr", zarr_format=3, decode_times=False)
+    b = xr.open_zarr(root / "series.zarr", zarr_format=3, decode_times=False)
+    assert set(a.variables) == set(b.variables) and set(a.coords) == set(b.coords)
+    assert bounds in b.variables
+    for name in a.variables:
+        if name not in a.data_vars:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=str(name))
+    assert not np.isnan(b[bounds].values.astype(float)).any()
