@@ -181,14 +181,20 @@ DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
 OrderWriter = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]
 
 
-def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
+def _viewer_of(session: Session, principal: Principal | None) -> Viewer:
     """What the caller may see of the catalog (anonymous callers: public and listed)."""
     if principal is None:
         return ANONYMOUS
     if principal.has(Scope.ADMIN):
         return OPERATOR
+    return Viewer(private=entitled_products(session, principal.account_id))
+
+
+def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
+    if principal is None:
+        return ANONYMOUS
     with sessions() as session:
-        return Viewer(private=entitled_products(session, principal.account_id))
+        return _viewer_of(session, principal)
 
 
 ViewerDep = Annotated[Viewer, Depends(_viewer)]
@@ -273,12 +279,12 @@ def _gate(
     params: dict[str, Any],
     principal: Principal,
     sessions: sessionmaker[Session],
-    viewer: Viewer,
     ledger: Ledger,
 ) -> Entitled:
     job = None
     subset = None
-    with sessions() as session:
+    with sessions() as session:  # one session (and one worker thread) for the decision
+        viewer = _viewer_of(session, principal)
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
             product = get_product(session, job.product_id, viewer, job.version_id)
@@ -323,7 +329,6 @@ async def data_gate(
     request: Request,
     principal: DataReader,
     sessions: SessionsDep,
-    viewer: ViewerDep,
     ledger: LedgerDep,
 ) -> Entitled:
     """THE gate of every data route: key, `data:read` scope and an entitlement covering
@@ -343,7 +348,7 @@ async def data_gate(
         if not isinstance(product_id, str) or not product_id:
             raise InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return await run_in_threadpool(_gate, params, principal, sessions, viewer, ledger)
+    return await run_in_threadpool(_gate, params, principal, sessions, ledger)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]
