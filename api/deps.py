@@ -66,54 +66,25 @@ _query = APIKeyQuery(
 )
 
 
-async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency giving the object the app factory keeps in ``app.state.<name>`` (its
+    type is the one the ``Annotated`` alias below names)."""
+
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    get.__name__ = f"app_state_{name}"
+    return get
 
 
-async def _sessions(request: Request) -> sessionmaker[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    return sessions
-
-
-async def _store(request: Request) -> DataStore:
-    store: DataStore = request.app.state.store
-    return store
-
-
-async def _payments(request: Request) -> Payments:
-    payments: Payments = request.app.state.payments
-    return payments
-
-
-async def _zarr(request: Request) -> ZarrStores:
-    stores: ZarrStores = request.app.state.zarr
-    return stores
-
-
-async def _jobs(request: Request) -> JobRunner:
-    runner: JobRunner = request.app.state.jobs
-    return runner
-
-
-async def _limiter(request: Request) -> KeyLimiter:
-    limiter: KeyLimiter = request.app.state.limiter
-    return limiter
-
-
-async def _ledger(request: Request) -> Ledger:
-    ledger: Ledger = request.app.state.ledger
-    return ledger
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-LimiterDep = Annotated[KeyLimiter, Depends(_limiter)]
-JobsDep = Annotated[JobRunner, Depends(_jobs)]
-ZarrDep = Annotated[ZarrStores, Depends(_zarr)]
-SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
-StoreDep = Annotated[DataStore, Depends(_store)]
-PaymentsDep = Annotated[Payments, Depends(_payments)]
-LedgerDep = Annotated[Ledger, Depends(_ledger)]
+SettingsDep = Annotated[Settings, Depends(_app_state("settings"))]
+LimiterDep = Annotated[KeyLimiter, Depends(_app_state("limiter"))]
+JobsDep = Annotated[JobRunner, Depends(_app_state("jobs"))]
+ZarrDep = Annotated[ZarrStores, Depends(_app_state("zarr"))]
+SessionsDep = Annotated[sessionmaker[Session], Depends(_app_state("sessions"))]
+StoreDep = Annotated[DataStore, Depends(_app_state("store"))]
+PaymentsDep = Annotated[Payments, Depends(_app_state("payments"))]
+LedgerDep = Annotated[Ledger, Depends(_app_state("ledger"))]
 
 
 def _maybe_principal(
