@@ -26,7 +26,6 @@ from catalog.job_runner import JobRunner
 from catalog.jobs import JobInfo, get_job
 from catalog.products import (
     ANONYMOUS,
-    OPERATOR,
     ProductInfo,
     SubsetInfo,
     VersionInfo,
@@ -44,7 +43,7 @@ from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParamete
 from oceanmart.settings import Settings
 from oceanmart.web_sessions import WebUser, check_csrf, check_session
 from pricing.checkout import Payments
-from pricing.entitlements import EntitlementInfo, check_access, entitled_products
+from pricing.entitlements import EntitlementInfo, check_access, viewer_for
 from pricing.metering import AccessInfo, Delivery, record_access
 
 
@@ -152,20 +151,12 @@ DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
 OrderWriter = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]
 
 
-def _viewer_of(session: Session, principal: Principal | None) -> Viewer:
-    """What the caller may see of the catalog (anonymous callers: public and listed)."""
-    if principal is None:
-        return ANONYMOUS
-    if principal.has(Scope.ADMIN):
-        return OPERATOR
-    return Viewer(private=entitled_products(session, principal.account_id))
-
-
 def _viewer(principal: MaybePrincipalDep, sessions: SessionsDep) -> Viewer:
+    """What the caller may see of the catalog (``pricing.entitlements.viewer_for``)."""
     if principal is None:
         return ANONYMOUS
     with sessions() as session:
-        return _viewer_of(session, principal)
+        return viewer_for(session, principal)
 
 
 ViewerDep = Annotated[Viewer, Depends(_viewer)]
@@ -255,7 +246,7 @@ def _gate(
     job = None
     subset = None
     with sessions() as session:  # one session (and one worker thread) for the decision
-        viewer = _viewer_of(session, principal)
+        viewer = viewer_for(session, principal)
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
             product = get_product(session, job.product_id, viewer, job.version_id)
@@ -278,14 +269,12 @@ def run_source(
 ) -> Source:
     """Where a component run reads: ``gated`` (already through the gate) as it is, any
     other product it names (a climatology) if the caller may see it and is entitled."""
-    viewer = OPERATOR if principal.has(Scope.ADMIN) else None
 
     def product(product_id: str) -> ProductInfo:
         if gated is not None and product_id == gated.id:
             return gated
         with sessions() as session:
-            seen = viewer or Viewer(private=entitled_products(session, principal.account_id))
-            other = get_product(session, product_id, seen)
+            other = get_product(session, product_id, viewer_for(session, principal))
             entitle(session, principal, other)
             return other
 

@@ -22,7 +22,8 @@ from sqlalchemy import BigInteger, ForeignKey, String, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.models import Product, Subset
-from oceanmart.accounts import Account, Principal, get_account
+from catalog.products import ANONYMOUS, OPERATOR, Viewer
+from oceanmart.accounts import Account, Principal, Scope, get_account
 from oceanmart.db import Base, UTCDateTime, utcnow
 from oceanmart.errors import InvalidInput, NotEntitled, NotFound, QuotaExhausted
 from pricing.books import PriceBook
@@ -154,6 +155,17 @@ def entitled_products(
         )
     )
     return frozenset(r.product_id for r in rows if r.expires_at is None or r.expires_at > now)
+
+
+def viewer_for(session: Session, principal: Principal | None) -> Viewer:
+    """What a caller may see of the catalog: anonymous callers public and listed
+    products, operators everything, an account also the private products it is entitled
+    to (read from ``session``)."""
+    if principal is None:
+        return ANONYMOUS
+    if principal.has(Scope.ADMIN):
+        return OPERATOR
+    return Viewer(private=entitled_products(session, principal.account_id))
 
 
 def check_access(

@@ -65,7 +65,7 @@ from oceanmart.errors import (
 )
 from pricing.books import BookInfo, PriceBook, PriceRules, database_key, get_book
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
-from pricing.entitlements import Entitlement, entitled_products
+from pricing.entitlements import Entitlement, viewer_for
 from pricing.money import Currency, Money
 from pricing.orders import FREE_CELLS_USED, month_start
 from pricing.signing import QuoteSigner
@@ -336,14 +336,10 @@ _PRODUCT_STATE = select(
 ).where(_PRODUCT_TABLE.c.id == bindparam("product_id"))
 
 
-def _viewer_of(session: Session, who: Viewer | Principal, product_id: str) -> Viewer:
-    """``who`` as a catalog viewer; for a buyer, its entitlements are read only here, when
-    a private product makes them matter (the same answer as ``api.deps``' viewer)."""
-    if isinstance(who, Viewer):
-        return who
-    if who.has(Scope.ADMIN):
-        return OPERATOR
-    return Viewer(private=entitled_products(session, who.account_id) & {product_id})
+def _viewer_of(session: Session, who: Viewer | Principal) -> Viewer:
+    """``who`` as a catalog viewer; a buyer's entitlements are read only when this is
+    called, that is when a private product makes them matter."""
+    return who if isinstance(who, Viewer) else viewer_for(session, who)
 
 
 def _product_and_book(
@@ -351,12 +347,11 @@ def _product_and_book(
 ) -> tuple[ProductInfo, int | None]:
     row = session.execute(_PRODUCT_STATE, {"product_id": product_id}).first()
     visible = row is not None and (
-        row.visibility != "private"
-        or _viewer_of(session, who, product_id).sees(product_id, "private")
+        row.visibility != "private" or _viewer_of(session, who).sees(product_id, "private")
     )
     if row is None or row.current_version_id is None or not visible:
         # raises the catalog's NotFound
-        return get_product(session, product_id, _viewer_of(session, who, product_id)), None
+        return get_product(session, product_id, _viewer_of(session, who)), None
     key = (database_key(session), product_id, row.current_version_id, row.updated_at)
     info = _PRODUCTS.get(key)
     if info is None:
