@@ -2,8 +2,9 @@
 
 zarr-python spends Python time on every chunk, and reading a copy back through it to
 validate costs as much again. Here chunks are cut from in-memory slabs and bands,
-encoded with zstd in threads (numcodecs releases the GIL), and written as one file (or
-object) each:
+encoded with zstd in threads (python-zstandard releases the GIL, and reusing one
+compression context per thread makes small frames as cheap per byte as large ones;
+numcodecs builds a context per call), and written as one file (or object) each:
 
 - ``write_slab``: the map copy's chunks of a slab of the source; keeps the CRC-32 of the
   values of every chunk and the SHA-256 of the slab (the version id).
@@ -16,9 +17,15 @@ object) each:
 The arrays' metadata is created by xarray/zarr beforehand, and ``ChunkLayout.of`` takes
 everything it needs from it (chunk grid, chunk key encoding, codecs, fill value),
 refusing any codec chain it does not write exactly as zarr would: ``bytes`` (little
-endian) then ``zstd``. Chunks that hold only the fill value are not written, as zarr does
-not write them either (a reader returns the fill value for a missing chunk); the checks
-make sure a missing chunk's values are indeed all fill.
+endian) then ``zstd``, or ``sharding_indexed`` holding inner chunks so encoded with its
+index as ``bytes`` (little endian) then ``crc32c`` at the end. A shard is written by hand
+in the format of the zarr v3 sharding spec (zarr-python's sharding codec costs ~12x
+more here, ``bench/shard_series.py``): the zstd frames of its inner chunks in C order,
+then the index of (offset, nbytes) little-endian uint64 pairs in C order of the inner
+chunks, (2^64-1, 2^64-1) for an inner chunk not stored, then the CRC-32C of the index.
+Chunks (and inner chunks) that hold only the fill value are not written, as zarr does not
+write them either (a reader returns the fill value for a missing chunk); the checks make
+sure a missing chunk's values are indeed all fill.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import itertools
 import json
 import math
 import os
+import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -38,8 +46,9 @@ from functools import cache
 from typing import Any
 
 import fsspec
+import google_crc32c
 import numpy as np
-from numcodecs import Zstd
+import zstandard
 
 from oceanmart.errors import IngestError
 
@@ -103,16 +112,33 @@ class ChunkLayout:
     level: int
     checksum: bool
     separator: str
+    # The inner chunks of a sharded array (``chunks`` is then the shard shape), else None.
+    inner: tuple[int, ...] | None = None
 
     @classmethod
     def of(cls, array: Any, copy: str, variable: str, path: str) -> ChunkLayout:
         """The layout of a zarr v3 ``array`` (``zarr.Array``)."""
         name = f"{copy} copy of {variable}"
-        from zarr.codecs import BytesCodec, ZstdCodec
+        from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
         from zarr.core.chunk_key_encodings import DefaultChunkKeyEncoding
 
         meta = array.metadata
         codecs = tuple(meta.codecs)
+        inner = None
+        if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+            sharding = codecs[0]
+            index = tuple(sharding.index_codecs)
+            ok = (
+                str(sharding.index_location) == "end"
+                and len(index) == 2
+                and isinstance(index[0], BytesCodec)
+                and index[0].endian in (None, "little")
+                and isinstance(index[1], Crc32cCodec)
+            )
+            if not ok:
+                raise IngestError(f"{name}: no fast writer for shard index {sharding!r}")
+            inner = tuple(int(n) for n in sharding.chunk_shape)
+            codecs = tuple(sharding.codecs)
         ok = (
             len(codecs) == 2
             and isinstance(codecs[0], BytesCodec)
@@ -133,7 +159,10 @@ class ChunkLayout:
             level=int(codecs[1].level),
             checksum=bool(codecs[1].checksum),
             separator=str(meta.chunk_key_encoding.separator),
+            inner=inner,
         )
+        if inner is not None and any(c % i for c, i in zip(layout.chunks, inner, strict=True)):
+            raise IngestError(f"{name}: shards {layout.chunks} of inner chunks {inner}")
         # The key spelling is zarr's: check ours against it once.
         corner = (0,) * len(layout.shape)
         if layout.key(corner) != f"{path}/{meta.encode_chunk_key(corner)}":
@@ -189,9 +218,121 @@ def _whole(layout: ChunkLayout, part: np.ndarray) -> np.ndarray:
     return whole
 
 
+_contexts = threading.local()
+
+
+def _compressor(layout: ChunkLayout) -> zstandard.ZstdCompressor:
+    """This thread's compression context for ``layout``'s settings (contexts are not
+    thread-safe, and building one per frame costs more than a small frame's encoding)."""
+    held: dict[tuple[int, bool], zstandard.ZstdCompressor] | None
+    held = getattr(_contexts, "compressors", None)
+    if held is None:
+        held = _contexts.compressors = {}
+    key = (layout.level, layout.checksum)
+    if key not in held:
+        held[key] = zstandard.ZstdCompressor(level=layout.level, write_checksum=layout.checksum)
+    return held[key]
+
+
+def _decompress(frame: Any, nbytes: int) -> bytes:
+    """One zstd frame, which must decode to ``nbytes`` bytes (else ValueError)."""
+    held = getattr(_contexts, "decompressor", None)
+    if held is None:
+        held = _contexts.decompressor = zstandard.ZstdDecompressor()
+    try:
+        raw: bytes = held.decompress(frame, max_output_size=nbytes)
+    except zstandard.ZstdError as exc:
+        raise ValueError(str(exc)) from None
+    if len(raw) != nbytes:
+        raise ValueError(f"{len(raw)} bytes instead of {nbytes}")
+    return raw
+
+
+EMPTY = 2**64 - 1  # shard index entry of an inner chunk not stored (all fill)
+
+
+def _inner_grid(layout: ChunkLayout) -> tuple[int, ...]:
+    assert layout.inner is not None
+    return tuple(c // i for c, i in zip(layout.chunks, layout.inner, strict=True))
+
+
+def _split(layout: ChunkLayout, whole: np.ndarray) -> np.ndarray:
+    """A shard's values as (inner chunk, values of that inner chunk), both in C order."""
+    assert layout.inner is not None
+    grid = _inner_grid(layout)
+    axes = [n for g, i in zip(grid, layout.inner, strict=True) for n in (g, i)]
+    order = [*range(0, 2 * len(grid), 2), *range(1, 2 * len(grid), 2)]
+    blocks = whole.reshape(axes).transpose(order)
+    return np.ascontiguousarray(blocks).reshape(math.prod(grid), -1)
+
+
+def _join(layout: ChunkLayout, blocks: np.ndarray) -> np.ndarray:
+    """The inverse of ``_split``: a whole shard from its inner chunks' values."""
+    assert layout.inner is not None
+    grid = _inner_grid(layout)
+    n = len(grid)
+    order = [k for d in range(n) for k in (d, n + d)]
+    return np.ascontiguousarray(blocks.reshape(*grid, *layout.inner).transpose(order)).reshape(
+        layout.chunks
+    )
+
+
+def _shard_index(index: np.ndarray) -> bytes:
+    """The shard index as stored at the end of a shard: (offset, nbytes) pairs as
+    little-endian uint64 (``index``, in C order of the inner chunks), then their CRC-32C
+    (the ``bytes`` and ``crc32c`` index codecs)."""
+    raw = np.ascontiguousarray(index, dtype="<u8").tobytes()
+    return raw + struct.pack("<I", google_crc32c.value(raw))
+
+
 def _encode(layout: ChunkLayout, whole: np.ndarray) -> bytes:
-    encoded: bytes = Zstd(level=layout.level, checksum=layout.checksum).encode(whole)
-    return encoded
+    """The stored bytes of one chunk (or shard) of ``layout`` holding ``whole``."""
+    compressor = _compressor(layout)
+    if layout.inner is None:
+        encoded: bytes = compressor.compress(whole.data)
+        return encoded
+    blocks = _split(layout, whole)
+    index = np.full((len(blocks), 2), EMPTY, dtype="<u8")
+    frames = []
+    offset = 0
+    for k, values in enumerate(blocks):
+        if layout.is_fill(values):
+            continue
+        frame = compressor.compress(values.data)
+        frames.append(frame)
+        index[k] = (offset, len(frame))
+        offset += len(frame)
+    frames.append(_shard_index(index))
+    return b"".join(frames)
+
+
+def _decode(layout: ChunkLayout, stored: bytes) -> np.ndarray:
+    """The values of one stored chunk (or shard) of ``layout``: ValueError when the bytes
+    do not decode to a whole chunk (a shard: its index does not check or points outside
+    the shard, or an inner chunk does not decode)."""
+    itemsize = np.dtype(layout.dtype).itemsize
+    if layout.inner is None:
+        raw = _decompress(stored, math.prod(layout.chunks) * itemsize)
+        return np.frombuffer(raw, dtype=layout.dtype).reshape(layout.chunks)
+    n = math.prod(_inner_grid(layout))
+    size = 16 * n + 4
+    if len(stored) < size:
+        raise ValueError("shorter than its index")
+    view = memoryview(stored)
+    raw_index = bytes(view[len(stored) - size : len(stored) - 4])
+    if google_crc32c.value(raw_index) != struct.unpack("<I", view[-4:])[0]:
+        raise ValueError("the shard index does not match its CRC-32C")
+    index = np.frombuffer(raw_index, dtype="<u8").reshape(n, 2)
+    blocks = np.full((n, math.prod(layout.inner)), layout.fill, dtype=layout.dtype)
+    end = len(stored) - size
+    for k, (offset, nbytes) in enumerate(index.tolist()):
+        if offset == EMPTY and nbytes == EMPTY:
+            continue
+        if offset + nbytes > end:
+            raise ValueError(f"inner chunk {k} lies outside the shard")
+        frame = view[offset : offset + nbytes]
+        blocks[k] = np.frombuffer(_decompress(frame, blocks.shape[1] * itemsize), layout.dtype)
+    return _join(layout, blocks)
 
 
 def _local(region: tuple[slice, ...], origin: tuple[int, ...]) -> tuple[slice, ...]:
@@ -248,17 +389,13 @@ def _load(
         if crc is None:
             return False
         raise _failure(layout, f"chunk {key} is missing")
-    whole = out.shape == layout.chunks and out.flags.c_contiguous
     try:
-        # Straight into the band when the chunk is a contiguous part of it (no copy).
-        raw = Zstd().decode(stored, out=out) if whole else Zstd().decode(stored)
-    except (RuntimeError, ValueError):
+        values = _decode(layout, stored)
+    except ValueError:
         raise _failure(layout, f"chunk {key} does not decode") from None
-    if crc is None or zlib.crc32(raw) != crc:
+    if crc is None or zlib.crc32(values) != crc:
         raise _failure(layout, f"chunk {key} does not hold the source's values")
-    if not whole:
-        values = np.frombuffer(raw, dtype=layout.dtype).reshape(layout.chunks)
-        out[...] = values[tuple(slice(0, s) for s in out.shape)]
+    out[...] = values[tuple(slice(0, s) for s in out.shape)]
     return True
 
 
@@ -337,12 +474,9 @@ def write_band(
         if encoded is None or n % DECODE_EVERY:
             return
         try:
-            raw = Zstd().decode(encoded)
-        except RuntimeError:
-            raise _failure(series, f"chunk {key} does not decode") from None
-        if len(raw) != math.prod(series.chunks) * band.dtype.itemsize:
-            raise _failure(series, f"chunk {key} has the wrong size")
-        got = np.frombuffer(raw, dtype=series.dtype).reshape(series.chunks)
+            got = _decode(series, encoded)
+        except ValueError as exc:
+            raise _failure(series, f"chunk {key} does not decode ({exc})") from None
         got = got[tuple(slice(0, s) for s in part.shape)]
         if not np.array_equal(_bits(got), _bits(part)):
             raise _failure(series, f"chunk {key} does not hold the source's values")

@@ -78,13 +78,49 @@ def series_chunks(
     return out
 
 
+# A series chunk smaller than SHARD_MIN_BYTES is not sharded: a point series decodes it
+# whole in about a millisecond, and an index and many zstd frames would buy nothing. Nor
+# is one whose inner chunks would be under INNER_MIN_BYTES (a short series): each inner
+# chunk costs a frame header and a 16-byte index entry, and tiny frames compress badly.
+SHARD_MIN_BYTES = 1024 * 1024
+INNER_MIN_BYTES = 1024
+
+
+def inner_chunks(
+    dims: Sequence[str], series: Mapping[str, int], itemsize: int, numeric: bool
+) -> Chunks | None:
+    """The inner chunks of a sharded series copy whose shards are ``series``, or None when
+    the series copy is better left unsharded.
+
+    Rule: shard a numeric variable with a series axis (time, else depth) and a horizontal
+    grid when its series chunk holds at least ``SHARD_MIN_BYTES`` and the inner chunk at
+    least ``INNER_MIN_BYTES``. The inner chunk is the shard's whole series by 2x2 cells
+    (1 along every other axis), so a point series decodes at most 4x the bytes it
+    returns. Small products (tiny grids, few steps), 2-D fields and non-numeric variables
+    stay unsharded."""
+    axis = TIME if TIME in series else DEPTH if DEPTH in series else None
+    if not numeric or axis is None or LAT not in series or LON not in series:
+        return None
+    inner = {
+        d: series[d] if d == axis else min(2, series[d]) if d in (LAT, LON) else 1 for d in dims
+    }
+    if math.prod(series[d] for d in dims) * itemsize < SHARD_MIN_BYTES:
+        return None
+    if math.prod(inner.values()) * itemsize < INNER_MIN_BYTES:
+        return None
+    return inner
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Chunks of both copies of one variable, and the latitude rows per series band."""
+    """Chunks of both copies of one variable, and the latitude rows per series band.
+    ``inner``: the series copy's inner chunks when it is sharded (``series`` is then the
+    shard shape), else None."""
 
     map: Chunks
     series: Chunks
     band_rows: int
+    inner: Chunks | None = None
 
     def band(self, dims: Sequence[str], sizes: Mapping[str, int]) -> Chunks:
         """The band's extent along every dimension (the last band of an axis may be
@@ -101,12 +137,24 @@ class Plan:
 
 
 def plan(
-    dims: Sequence[str], sizes: Mapping[str, int], itemsize: int, target: int, budget: int
+    dims: Sequence[str],
+    sizes: Mapping[str, int],
+    itemsize: int,
+    target: int,
+    budget: int,
+    *,
+    numeric: bool = True,
 ) -> Plan:
     map_ = map_chunks(dims, sizes, itemsize, target)
     series = series_chunks(dims, sizes, itemsize, target)
+    inner = inner_chunks(dims, series, itemsize, numeric)
+    if inner is not None:
+        # Shards hold whole inner chunks: an odd tile grows by one row or column (an edge
+        # shard may then reach past the grid, padded with the fill value as zarr does).
+        for d in (LAT, LON):
+            series[d] += series[d] % inner[d]
     if LAT not in series:
-        return Plan(map_, series, 1)
+        return Plan(map_, series, 1, inner)
     ny, ty = sizes[LAT], series[LAT]
     # Bytes of one latitude row of one band: all longitudes, whole chunks of both copies
     # in every other dimension.
@@ -122,4 +170,4 @@ def plan(
         rows = ty * max(1, min(band // ty, round(map_[LAT] / ty)))
         map_[LAT] = rows
         band = rows * max(1, band // rows)
-    return Plan(map_, series, band)
+    return Plan(map_, series, band, inner)

@@ -13,13 +13,16 @@
    - every stored map chunk is read back, decoded, and its CRC-32 compared with that of
      the source values it was cut from (kept while writing): the map copy decodes to the
      source's values;
-   - every series chunk's stored bytes are read back and compared with the bytes encoded
-     from the band (of checked map chunks) it was cut from, and one series chunk in
-     eight is decoded and compared bit for bit with the band (the codec round trip);
-     a chunk not stored must be all fill value;
-   - one chunk of each copy per band is read through zarr-python (the readers' library:
-     metadata, keys and codecs agree), and the first, middle and last slab of the map
-     copy are read through xarray and compared with the source, read again.
+   - every series chunk's (or shard's: ``chunking.inner_chunks`` says which variables
+     are sharded) stored bytes are read back and compared with the bytes encoded from
+     the band (of checked map chunks) it was cut from, and one in eight is decoded (a
+     shard: its index checked against its CRC-32C, every inner chunk decoded) and
+     compared bit for bit with the band (the codec round trip); a chunk not stored must
+     be all fill value;
+   - one chunk (or shard) of each copy per band is read through zarr-python (the readers'
+     library: metadata, keys, codecs and shard index agree), and the first, middle and
+     last slab of the map copy, and a box of each from the series copy, are read
+     through xarray and compared with the source, read again.
 4. The version id is a hash of the metadata and of the values (SHA-256 of the source
    slabs, in order); the staging folder is renamed to
    ``<data>/products/<id>/<version>/`` (atomic on one filesystem), and only then is the
@@ -171,14 +174,18 @@ def _plan(ds: xr.Dataset, target: int) -> dict[str, Plan]:
             v.dtype.itemsize,
             target,
             BAND_BYTES,
+            numeric=_fast(v),
         )
         for n, v in ds.data_vars.items()
     }
 
 
-def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Encodings: zstd, NaN fill for floats, and the planned chunks (whose data variables
-    are placeholders of one dask chunk: ``_create``)."""
+def _prepare(
+    ds: xr.Dataset, plan: dict[str, Chunks], shards: dict[str, Chunks]
+) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Encodings: zstd, NaN fill for floats, and the planned chunks (inner chunks of the
+    planned ``shards`` for a sharded variable; data variables are placeholders of one dask
+    chunk: ``_create``)."""
     out = ds.copy()
     encoding: dict[str, Any] = {}
     for name in list(out.variables):
@@ -187,6 +194,8 @@ def _prepare(ds: xr.Dataset, plan: dict[str, Chunks]) -> tuple[xr.Dataset, dict[
         enc: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
         if str(name) in plan:
             enc["chunks"] = tuple(plan[str(name)][str(d)] for d in var.dims)
+        if str(name) in shards:
+            enc["shards"] = tuple(shards[str(name)][str(d)] for d in var.dims)
         if np.issubdtype(var.dtype, np.floating):
             enc["_FillValue"] = np.nan
         encoding[str(name)] = enc
@@ -267,6 +276,11 @@ def _create(
     layouts: dict[str, list[ChunkLayout]] = {str(n): [] for n in plans if _fast(ds[n])}
     for copy in COPIES:
         chunks = {n: getattr(plans[n], copy) for n in layouts}
+        shards = {}
+        if copy == "series":
+            # A sharded series copy: the planned series chunks are the shards.
+            shards = {n: chunks[n] for n in layouts if plans[n].inner is not None}
+            chunks = {n: plans[n].inner or chunks[n] for n in layouts}
         # Data variables as placeholders of one dask chunk (never computed): their chunks
         # are written by ``_chunkstore``, and a graph of every chunk would cost time.
         placeholders = template.assign(
@@ -281,7 +295,7 @@ def _create(
                 for n in layouts
             }
         )
-        prepared, encoding = _prepare(placeholders, chunks)
+        prepared, encoding = _prepare(placeholders, chunks, shards)
         prepared.to_zarr(
             f"{staging}/{copy}.zarr",
             mode="w-",
@@ -425,18 +439,28 @@ def _write_series(
             write_band(*a)
 
 
-def _sample_equal(written: xr.Dataset, source: xr.Dataset) -> str | None:
-    """Compare the first, middle and last slab of every variable with the source."""
+SAMPLE_CELLS = 8  # cells along each axis of the box read from the series copy
+
+
+def _sample_equal(written: xr.Dataset, series: xr.Dataset, source: xr.Dataset) -> str | None:
+    """Compare the first, middle and last slab of every variable of the map copy
+    (``written``) with the source, and a box of each of those slabs from the middle of
+    the grid in the series copy (a few chunks, or inner chunks of a shard)."""
     for name, var in written.data_vars.items():
         if var.ndim == 0:
             continue
         lead = var.dims[0]
         n = var.sizes[lead]
+        box = {d: slice(k // 2, k // 2 + SAMPLE_CELLS) for d, k in var.sizes.items() if d != lead}
         for i in sorted({0, n // 2, n - 1}):
             a = var.isel({lead: i}).values
             b = source[name].isel({lead: i}).values
             if not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
                 return f"{name}[{lead}={i}] differs from the source"
+            c = series[name].isel({lead: i, **box}).values
+            want = b[tuple(box[d] for d in var.dims if d != lead)]
+            if not np.array_equal(c, want, equal_nan=c.dtype.kind in "fc"):
+                return f"{name}[{lead}={i}] in the series copy differs from the source"
     return None
 
 
@@ -488,7 +512,8 @@ def _write_and_validate(
         _write_series(ds, plans, layouts, crcs, io, client)
     with _compute_step("comparing sampled slabs with the source", say, show_bar):
         written = _open_copy(store, f"{staging}/map.zarr")
-        problem = _sample_equal(written, ds)
+        series = _open_copy(store, f"{staging}/series.zarr")
+        problem = _sample_equal(written, series, ds)
     if problem is not None:
         raise IngestError(f"validation failed: {problem}")
     return _content_hash(written, digests)
@@ -546,7 +571,11 @@ def _extent(ds: xr.Dataset) -> dict[str, Any]:
 
 def _copies_meta(store: DataStore, final: str) -> dict[str, Any]:
     """Each published copy's chunk grid, bytes and value count, read from the store itself
-    (a version published by an earlier run keeps the chunks it was written with)."""
+    (a version published by an earlier run keeps the chunks it was written with).
+
+    ``chunks[var]`` is the grid a read decodes (dim -> length): the inner chunks of a
+    sharded variable; ``shards[var]`` is the shard shape (one stored object), present
+    only for sharded variables."""
     out: dict[str, Any] = {}
     for copy in COPIES:
         path = f"{final}/{copy}.zarr"
@@ -555,6 +584,11 @@ def _copies_meta(store: DataStore, final: str) -> dict[str, Any]:
             "chunks": {
                 str(n): dict(zip(map(str, v.dims), map(int, v.encoding["chunks"]), strict=True))
                 for n, v in ds.data_vars.items()
+            },
+            "shards": {
+                str(n): dict(zip(map(str, v.dims), map(int, v.encoding["shards"]), strict=True))
+                for n, v in ds.data_vars.items()
+                if v.encoding.get("shards") is not None
             },
             "stored_bytes": store.size(path),
             "value_count": int(sum(math.prod(v.shape) for v in ds.data_vars.values())),

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.chunking import plan
+from ingest.chunking import INNER_MIN_BYTES, SHARD_MIN_BYTES, plan
 
 MB = 1024 * 1024
 DIMS = ("time", "latitude", "longitude")
@@ -26,7 +26,9 @@ def test_bands_are_whole_map_chunks_and_whole_series_tiles(
     sizes = {"time": steps, "latitude": ny, "longitude": nx}
     p = plan(DIMS, sizes, itemsize, 2 * MB, budget_mb * MB)
     assert p.map["time"] == 1
-    assert all(1 <= p.map[d] <= sizes[d] and 1 <= p.series[d] <= sizes[d] for d in DIMS)
+    # (a sharded series copy's odd tile may grow by one cell to hold whole inner chunks)
+    grown = 1 if p.inner is not None else 0
+    assert all(1 <= p.map[d] <= sizes[d] and 1 <= p.series[d] <= sizes[d] + grown for d in DIMS)
     # Every band edge is a map chunk edge and a series chunk edge, so the series copy
     # decodes each map chunk once and writes each series chunk once.
     edges = range(0, ny, p.band_rows)
@@ -62,3 +64,45 @@ def test_bands_hold_whole_chunks_of_both_copies(steps: int, levels: int, ny: int
     for d in dims:
         for start in range(0, sizes[d], band[d]):
             assert start % p.map[d] == 0 and start % p.series[d] == 0, (d, start, p)
+
+
+@given(
+    steps=st.integers(1, 5000),
+    ny=st.integers(1, 2000),
+    nx=st.integers(1, 4000),
+    itemsize=st.sampled_from([2, 4, 8]),
+)
+def test_sharded_series_decode_at_most_4x_a_point_series(
+    steps: int, ny: int, nx: int, itemsize: int
+) -> None:
+    """A sharded series copy's shards hold whole inner chunks, and a point series decodes
+    at most 4x the bytes it returns; a series chunk left unsharded is small or short."""
+    sizes = {"time": steps, "latitude": ny, "longitude": nx}
+    p = plan(DIMS, sizes, itemsize, 2 * MB, 512 * MB)
+    if p.inner is None:
+        size = itemsize * math.prod(p.series.values())
+        cells = min(2, p.series["latitude"]) * min(2, p.series["longitude"])
+        assert size < SHARD_MIN_BYTES or itemsize * p.series["time"] * cells < INNER_MIN_BYTES
+        return
+    assert all(p.series[d] % p.inner[d] == 0 for d in DIMS)
+    assert p.inner["time"] == p.series["time"]
+    decoded = itemsize * math.prod(p.inner.values())
+    assert decoded <= 4 * itemsize * p.inner["time"]
+    # an odd tile grows by one cell at most to hold whole inner chunks
+    assert all(p.series[d] <= sizes[d] + 1 for d in ("latitude", "longitude"))
+
+
+def test_the_365_step_bench_set_is_sharded_like_the_shard_bench() -> None:
+    sizes = {"time": 365, "latitude": 720, "longitude": 1440}
+    p = plan(DIMS, sizes, 4, 2 * MB, 512 * MB)
+    assert p.inner == {"time": 365, "latitude": 2, "longitude": 2}
+    assert p.series["time"] == 365 and p.series["latitude"] % 2 == 0
+
+
+def test_short_series_and_fields_without_series_stay_unsharded() -> None:
+    era5 = {"number": 10, "time": 4, "isobaricInhPa": 2, "latitude": 61, "longitude": 120}
+    assert plan(tuple(era5), era5, 4, 2 * MB, 512 * MB).inner is None
+    field = {"latitude": 2161, "longitude": 4320}
+    assert plan(tuple(field), field, 4, 2 * MB, 512 * MB).inner is None
+    strings = {"time": 365, "latitude": 720, "longitude": 1440}
+    assert plan(DIMS, strings, 4, 2 * MB, 512 * MB, numeric=False).inner is None

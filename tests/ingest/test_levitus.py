@@ -101,7 +101,7 @@ def test_staging_is_removed_when_writing_fails(
 ) -> None:
     import ingest.pipeline as pipeline
 
-    def differs(written: xr.Dataset, source: xr.Dataset) -> str:
+    def differs(*datasets: xr.Dataset) -> str:
         return "TEMP[depth=0] differs from the source"  # as if the write had gone wrong
 
     monkeypatch.setattr(pipeline, "_sample_equal", differs)
@@ -111,47 +111,114 @@ def test_staging_is_removed_when_writing_fails(
     assert not (fresh_env.store.root / "products").exists()
 
 
-@pytest.mark.parametrize("fault", ["other-values", "garbled", "lost", "codec"])
-@pytest.mark.parametrize("copy", ["map", "series"])
+NAVY_SPEC = LEVITUS_SPEC.with_name("navy-winds-monthly.yaml")
+FAULTS = ["other-values", "garbled", "lost", "codec"]
+# (copy, spec, variable, fault): Levitus's series copy is plain chunks (a short depth
+# series), the navy winds' (132 months) is sharded, with two faults of the shard index.
+CASES = [
+    *[(c, LEVITUS_SPEC, "TEMP", f) for c in ("map", "series") for f in FAULTS],
+    *[("sharded", NAVY_SPEC, "UWND", f) for f in [*FAULTS, "index", "index-codec"]],
+]
+
+
+@pytest.mark.parametrize(("copy", "spec", "var", "fault"), CASES)
 def test_a_copy_that_reads_back_differently_is_refused(
-    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch, copy: str, fault: str
+    fresh_env: Env,
+    levitus_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    copy: str,
+    spec: Path,
+    var: str,
+    fault: str,
 ) -> None:
     """Every chunk of both copies is read back from the store, decoded and compared with
     the source values it was cut from: a store that keeps other values, bytes that do not
     decode, or loses a write (storage faults), or an encoder that writes a valid frame of
-    other values (a codec fault) fails the ingest."""
+    other values (a codec fault) fails the ingest. In a sharded copy, a store that keeps
+    another shard, garbles the shard index, or a writer whose index (with a valid
+    CRC-32C) points at the wrong inner chunks, fails it too."""
     from numcodecs import Zstd
 
     import ingest._chunkstore as chunkstore
     from ingest._chunkstore import ChunkIO, ChunkLayout
 
+    sharded = copy == "sharded"
+    prefix = f"{'series' if sharded else copy}.zarr/{var}/"
     real = ChunkIO.put
     encode = chunkstore._encode
+    shard_index = chunkstore._shard_index
+    earlier: list[bytes] = []
 
     def faulty(self: ChunkIO, key: str, data: bytes) -> None:
-        if key.startswith(f"{copy}.zarr/TEMP/"):
+        if key.startswith(prefix):
             if fault == "lost":
                 return
             if fault == "garbled":
                 data = data[:8] + bytes(b ^ 0x5A for b in data[8:])
+            elif fault == "index":  # the last index entry and the index's CRC-32C
+                data = data[:-20] + bytes(b ^ 0x5A for b in data[-20:])
+            elif sharded:  # a valid shard of other values: the one stored before
+                earlier.append(data)
+                data = earlier[-2] if len(earlier) > 1 else data
             else:
                 values = np.frombuffer(Zstd().decode(data), "<f4")
                 data = Zstd(level=3).encode(np.where(np.isnan(values), values, values + 0.5))
         real(self, key, data)
 
     def wrong(layout: ChunkLayout, whole: np.ndarray) -> bytes:
-        if layout.copy == copy and layout.variable == "TEMP":
+        if layout.copy == ("series" if sharded else copy) and layout.variable == var:
             whole = np.where(np.isnan(whole), whole, whole + 0.5)
         return encode(layout, whole)
 
+    def reversed_index(index: np.ndarray) -> bytes:
+        return shard_index(index[::-1])
+
     if fault == "codec":
         monkeypatch.setattr(chunkstore, "_encode", wrong)
+    elif fault == "index-codec":
+        monkeypatch.setattr(chunkstore, "_shard_index", reversed_index)
     else:
         monkeypatch.setattr(ChunkIO, "put", faulty)
-    with pytest.raises(Exception, match="validation failed: TEMP differs between the two copies"):
-        _run(fresh_env, load_spec(LEVITUS_SPEC))
+    with pytest.raises(Exception, match=f"validation failed: {var} differs between the two copies"):
+        _run(fresh_env, load_spec(spec))
     assert not any((fresh_env.store.root / ".staging").iterdir())
     assert not (fresh_env.store.root / "products").exists()
+
+
+def test_a_long_series_is_sharded_and_read_back_by_zarr_and_xarray(
+    fresh_env: Env, levitus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The navy winds' series copy is sharded (132-month inner chunks of 2x2 cells), the
+    catalog records the inner chunks as the grid a read decodes and the shards apart,
+    the version id does not depend on the series copy's layout, and zarr-python and
+    xarray read the hand-written shards as the same values as the map copy."""
+    import zarr
+
+    result = _run(fresh_env, load_spec(NAVY_SPEC))
+    root = fresh_env.store.root / result.store_path
+    array = zarr.open_array(root / "series.zarr" / "UWND", mode="r")
+    assert array.shards == (132, 64, 64) and array.chunks == (132, 2, 2)
+    with fresh_env.sessions() as s:
+        version = s.get(ProductVersion, result.version_id)
+        assert version is not None
+        series = version.chunks["series"]
+        assert series["chunks"]["UWND"] == {"time": 132, "latitude": 2, "longitude": 2}
+        assert series["shards"]["UWND"] == {"time": 132, "latitude": 64, "longitude": 64}
+        assert version.chunks["map"]["shards"] == {}
+    a = xr.open_zarr(root / "map.zarr", zarr_format=3)
+    b = xr.open_zarr(root / "series.zarr", zarr_format=3)
+    for name in ("UWND", "VWND"):
+        assert np.isfinite(b[name].values).any()
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    # One point series: the whole month axis from a single inner chunk.
+    np.testing.assert_array_equal(array[:, 40, 100], a.UWND.isel(latitude=40, longitude=100).values)
+    # Same values in an unsharded series copy: the same version (the id hashes the
+    # metadata and the source's values, not the layout of the copies).
+    from ingest import chunking
+
+    monkeypatch.setattr(chunking, "SHARD_MIN_BYTES", 2**62)
+    again = _run(fresh_env, load_spec(NAVY_SPEC))
+    assert again.version_id == result.version_id and not again.created
 
 
 @pytest.mark.parametrize(
