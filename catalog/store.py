@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ class DataStore:
         # Versions are immutable, so an opened store never goes stale: keep it (lazy, so
         # only metadata is held) instead of re-reading its metadata on every request.
         self._open: dict[tuple[str, str, bool], xr.Dataset] = {}
+        self._derived: dict[tuple[str, str, bool], xr.Dataset] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataStore:
@@ -132,6 +133,14 @@ class DataStore:
         self.fs.copy(sources, [dest + p[len(base) :] for p in sources])
         self.fs.pipe(f"{final}/{MARKER}", b"")
         self.remove(staging)
+
+    def derived(self, key: tuple[str, str, bool], make: Callable[[], xr.Dataset]) -> xr.Dataset:
+        """A dataset built from opened versions (``make``), built once: versions never
+        change, so neither does anything made of them alone."""
+        cached = self._derived.get(key)
+        if cached is None:
+            cached = self._derived[key] = make()
+        return cached
 
     def open_version(self, store_path: str, copy: str = "map", *, dask: bool = True) -> xr.Dataset:
         """Open a version lazily: with dask (for streaming large reads) or without (direct
