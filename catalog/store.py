@@ -151,12 +151,23 @@ class DataStore:
         final = self.location(store_path)
         if not self.is_published(final):
             raise NotFound(f"the store of version {store_path} is missing from the data folder")
+        where = f"{final}/{copy}.zarr"
         ds: xr.Dataset = xr.open_zarr(
-            f"{final}/{copy}.zarr",
-            zarr_format=3,
-            consolidated=True,
-            chunks={} if dask else None,
-            **self.zarr_options,
+            where, zarr_format=3, consolidated=True, chunks=None, **self.zarr_options
         )
+        if dask:
+            # One dask chunk per stored object: a shard for a sharded array. xarray (up
+            # to 2026.9 at least, pydata/xarray#11460) takes a sharded array's inner
+            # chunks as its preferred dask chunks: 259,200 tasks for one 720x1440 grid
+            # of 2x2 inner chunks, a second to build before anything is read.
+            shards = {
+                str(d): n
+                for v in ds.data_vars.values()
+                if v.encoding.get("shards")
+                for d, n in zip(v.dims, v.encoding["shards"], strict=True)
+            }
+            ds = xr.open_zarr(
+                where, zarr_format=3, consolidated=True, chunks=shards, **self.zarr_options
+            )
         self._open[(store_path, copy, dask)] = ds
         return ds

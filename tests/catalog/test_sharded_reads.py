@@ -57,3 +57,15 @@ def test_a_point_series_reads_the_index_and_one_inner_chunk(env: Env, coads_shar
     plain = xr.open_zarr(env.store.location(version.store_path, "map.zarr"), zarr_format=3)
     want = plain["SST"].sel(longitude=-150.3, latitude=10.2, method="nearest").values
     np.testing.assert_array_equal(got["SST"].values[:, 0], want)
+
+
+def test_large_reads_take_one_dask_chunk_per_shard(env: Env, coads_sharded: str) -> None:
+    with env.sessions() as s:
+        version = get_product(s, coads_sharded).version
+    assert version is not None
+    ds = env.store.open_version(version.store_path, "series", dask=True)
+    # xarray alone would make one dask chunk per 12x2x2 inner chunk (45x90 per variable).
+    assert ds["SST"].data.chunksize == (12, 64, 64)
+    assert ds["SST"].data.npartitions == 2 * 3
+    plain = xr.open_zarr(env.store.location(version.store_path, "map.zarr"), zarr_format=3)
+    np.testing.assert_array_equal(ds["SST"].compute().values, plain["SST"].values)
