@@ -86,30 +86,32 @@ PaymentsDep = Annotated[Payments, Depends(_app_state("payments"))]
 LedgerDep = Annotated[Ledger, Depends(_app_state("ledger"))]
 
 
-def _maybe_principal(
-    request: Request,
-    settings: SettingsDep,
-    sessions: SessionsDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    header_key: Annotated[str | None, Security(_header)],
-    basic: Annotated[HTTPBasicCredentials | None, Security(_basic)],
-    query_key: Annotated[str | None, Security(_query)],
-) -> Principal | None:
-    """The caller, or None when no key was sent (a bad key is still an error)."""
-    raw = (
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+HeaderKeyDep = Annotated[str | None, Security(_header)]
+BasicDep = Annotated[HTTPBasicCredentials | None, Security(_basic)]
+QueryKeyDep = Annotated[str | None, Security(_query)]
+
+
+async def _raw_key(
+    bearer: BearerDep, header_key: HeaderKeyDep, basic: BasicDep, query_key: QueryKeyDep
+) -> str | None:
+    """The key the caller sent, in the first of the four places it may be; no database."""
+    return (
         (bearer.credentials if bearer else None)
         or header_key
         or (basic.password if basic else None)
         or query_key
+    ) or None
+
+
+RawKeyDep = Annotated[str | None, Depends(_raw_key)]
+
+
+def _authenticate(session: Session, raw: str, request: Request, settings: Settings) -> Principal:
+    """Check ``raw`` in ``session`` and count it against the key's request rate."""
+    principal = authenticate(
+        session, raw, touch_resolution=timedelta(seconds=settings.key_last_used_resolution_s)
     )
-    if not raw:
-        return None
-    with transaction(sessions) as session:
-        principal = authenticate(
-            session,
-            raw,
-            touch_resolution=timedelta(seconds=settings.key_last_used_resolution_s),
-        )
     limiter: KeyLimiter = request.app.state.limiter
     limiter.hit(principal.key_id)
     # For the access log, which runs outside this (threadpool) context.
@@ -119,15 +121,28 @@ def _maybe_principal(
     return principal
 
 
+def _maybe_principal(
+    request: Request, settings: SettingsDep, sessions: SessionsDep, raw: RawKeyDep
+) -> Principal | None:
+    """The caller, or None when no key was sent (a bad key is still an error)."""
+    if not raw:
+        return None
+    with transaction(sessions) as session:
+        return _authenticate(session, raw, request, settings)
+
+
 MaybePrincipalDep = Annotated[Principal | None, Depends(_maybe_principal)]
+
+
+NO_KEY = (
+    "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
+    "the HTTP Basic password, or `?api_key=<key>`"
+)
 
 
 async def _principal(principal: MaybePrincipalDep) -> Principal:
     if principal is None:
-        raise AuthenticationRequired(
-            "send an API key as `Authorization: Bearer <key>`, `X-API-Key: <key>`, "
-            "the HTTP Basic password, or `?api_key=<key>`"
-        )
+        raise AuthenticationRequired(NO_KEY)
     return principal
 
 
@@ -238,14 +253,20 @@ def entitle(
 
 
 def _gate(
+    request: Request,
+    raw: str,
     params: dict[str, Any],
-    principal: Principal,
+    settings: Settings,
     sessions: sessionmaker[Session],
     ledger: Ledger,
 ) -> Entitled:
+    """The key, its scope and the entitlement, decided in one session (and one worker
+    thread): a data request reaches its data after one database round of four reads."""
     job = None
     subset = None
-    with sessions() as session:  # one session (and one worker thread) for the decision
+    with transaction(sessions) as session:  # a transaction: the key's last use is touched
+        principal = _authenticate(session, raw, request, settings)
+        principal.require(Scope.DATA_READ)
         viewer = viewer_for(session, principal)
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
@@ -287,7 +308,8 @@ def run_source(
 
 async def data_gate(
     request: Request,
-    principal: DataReader,
+    raw: RawKeyDep,
+    settings: SettingsDep,
     sessions: SessionsDep,
     ledger: LedgerDep,
 ) -> Entitled:
@@ -298,6 +320,8 @@ async def data_gate(
 
     ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
     """
+    if not raw:
+        raise AuthenticationRequired(NO_KEY)
     params: dict[str, Any] = dict(request.path_params)
     if "component_id" in params:
         try:
@@ -308,7 +332,7 @@ async def data_gate(
         if not isinstance(product_id, str) or not product_id:
             raise InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return await run_in_threadpool(_gate, params, principal, sessions, ledger)
+    return await run_in_threadpool(_gate, request, raw, params, settings, sessions, ledger)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]

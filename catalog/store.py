@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ class DataStore:
         # Versions are immutable, so an opened store never goes stale: keep it (lazy, so
         # only metadata is held) instead of re-reading its metadata on every request.
         self._open: dict[tuple[str, str, bool], xr.Dataset] = {}
+        self._derived: dict[tuple[str, str, bool], xr.Dataset] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataStore:
@@ -133,6 +134,14 @@ class DataStore:
         self.fs.pipe(f"{final}/{MARKER}", b"")
         self.remove(staging)
 
+    def derived(self, key: tuple[str, str, bool], make: Callable[[], xr.Dataset]) -> xr.Dataset:
+        """A dataset built from opened versions (``make``), built once: versions never
+        change, so neither does anything made of them alone."""
+        cached = self._derived.get(key)
+        if cached is None:
+            cached = self._derived[key] = make()
+        return cached
+
     def open_version(self, store_path: str, copy: str = "map", *, dask: bool = True) -> xr.Dataset:
         """Open a version lazily: with dask (for streaming large reads) or without (direct
         zarr reads, about half the overhead for small ones)."""
@@ -142,12 +151,23 @@ class DataStore:
         final = self.location(store_path)
         if not self.is_published(final):
             raise NotFound(f"the store of version {store_path} is missing from the data folder")
+        where = f"{final}/{copy}.zarr"
         ds: xr.Dataset = xr.open_zarr(
-            f"{final}/{copy}.zarr",
-            zarr_format=3,
-            consolidated=True,
-            chunks={} if dask else None,
-            **self.zarr_options,
+            where, zarr_format=3, consolidated=True, chunks=None, **self.zarr_options
         )
+        if dask:
+            # One dask chunk per stored object: a shard for a sharded array. xarray (up
+            # to 2026.9 at least, pydata/xarray#11460) takes a sharded array's inner
+            # chunks as its preferred dask chunks: 259,200 tasks for one 720x1440 grid
+            # of 2x2 inner chunks, a second to build before anything is read.
+            shards = {
+                str(d): n
+                for v in ds.data_vars.values()
+                if v.encoding.get("shards")
+                for d, n in zip(v.dims, v.encoding["shards"], strict=True)
+            }
+            ds = xr.open_zarr(
+                where, zarr_format=3, consolidated=True, chunks=shards, **self.zarr_options
+            )
         self._open[(store_path, copy, dask)] = ds
         return ds

@@ -182,13 +182,18 @@ def check_limit(p: Plan, limit_bytes: int) -> None:
 def open_copy(store: DataStore, store_path: str, copy: str, *, dask: bool) -> xr.Dataset:
     """A copy of a version, lazily. The series copy's non-index coordinates (bounds such
     as ``depth_bnds``, ``climatology_bounds``) are taken from the map copy: ingest writes
-    them into the map copy only (the series copy holds their fill value)."""
-    ds = store.open_version(store_path, copy, dask=dask)
+    them into the map copy only (the series copy holds their fill value). Assembled once
+    per version (~1.5 ms a request otherwise)."""
     if copy == "map":
-        return ds
-    meta = store.open_version(store_path, "map", dask=False)
-    extra = [c for c in ds.coords if c not in ds.indexes and c in meta.coords]
-    return ds.assign_coords({c: meta[c].variable for c in extra}) if extra else ds
+        return store.open_version(store_path, copy, dask=dask)
+
+    def assemble() -> xr.Dataset:
+        ds = store.open_version(store_path, copy, dask=dask)
+        meta = store.open_version(store_path, "map", dask=False)
+        extra = [c for c in ds.coords if c not in ds.indexes and c in meta.coords]
+        return ds.assign_coords({c: meta[c].variable for c in extra}) if extra else ds
+
+    return store.derived((store_path, copy, dask), assemble)
 
 
 def cut(

@@ -6,6 +6,13 @@ the store's own metadata: a metadata document (``zarr.json``, ``NAME/zarr.json``
 chunk of a known array inside its chunk grid; anything else is not found. Every object
 of a published version is immutable, so its ETag is the version id and the key.
 
+Sharded arrays (zarr v3 ``sharding_indexed``: one stored object, a *shard*, holds many
+inner chunks and an index of their (offset, length)) are read by zarr-python with byte
+ranges: the index first (a suffix range, ``bytes=-N``, when the index is at the end),
+then one range per inner chunk it needs. What a range delivers is metered as the inner
+chunks it overlaps (their cells, the bytes sent); a range inside the index alone is free,
+as metadata is. A whole shard is metered as all of its cells.
+
 Purchased subsets are materialised once as their own Zarr store
 (``<data>/subsets/<subset id>.zarr``), written to a staging name and renamed.
 """
@@ -20,10 +27,12 @@ import re
 import threading
 import uuid
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 
 from catalog.products import ProductInfo, SubsetInfo
@@ -56,8 +65,25 @@ class _Sink(io.RawIOBase):
 
 
 _NAME = r"[A-Za-z0-9_.\-]+"
+_EMPTY = 2**64 - 1  # index entry of an inner chunk that is not stored (all fill value)
+_INDEX_CACHE = 1024  # shard indexes kept in memory (a 19x19 shard's is 5.8 kB)
 _METADATA = re.compile(rf"^(?:({_NAME})/)?zarr\.json$")
 _CHUNK = re.compile(rf"^({_NAME})/c((?:/\d+)+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """The layout of a shard of a sharded array (zarr v3 ``sharding_indexed``)."""
+
+    inner_cells: int  # values in one inner chunk
+    count: int  # inner chunks per shard
+    index_bytes: int  # the index: count x (offset, nbytes) as uint64, then its CRC-32C
+    index_at_end: bool
+    index_dtype: str  # "<u8" or ">u8"
+
+    def index_span(self, size: int) -> tuple[int, int]:
+        """Where the index of a shard of ``size`` bytes lies: [start, end)."""
+        return (size - self.index_bytes, size) if self.index_at_end else (0, self.index_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,13 +91,15 @@ class StoredObject:
     """One object of a published Zarr store."""
 
     location: str  # path (local store) or URL (object store)
-    # "chunk": values of a data variable, metered; "metadata" (zarr.json) and
-    # "coordinate" (a chunk of a dimension's own axis: times, latitudes, ...) are gated
-    # but not metered, as the catalog publishes both free (STAC cube:dimensions).
+    # "chunk": values of a data variable (a shard, for a sharded one), metered;
+    # "metadata" (zarr.json) and "coordinate" (a chunk of a dimension's own axis: times,
+    # latitudes, ...) are gated but not metered, as the catalog publishes both free
+    # (STAC cube:dimensions).
     kind: Literal["metadata", "coordinate", "chunk"]
     cells: int  # values in the chunk (the chunk grid's shape), 0 for metadata
     size: int  # stored bytes
     etag: str  # strong, stable: the store is immutable
+    shard: Shard | None = None  # set for a shard of a sharded array
 
     @property
     def selection_hash(self) -> str:
@@ -79,14 +107,46 @@ class StoredObject:
         return hashlib.sha256(self.etag.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _ArrayInfo:
+    chunk: tuple[int, ...]  # the chunk grid's chunk (a shard, for a sharded array)
+    grid: tuple[int, ...]  # chunks along each dimension
+    axis: bool  # a dimension's own coordinate
+    shard: Shard | None
+
+
+def _shard(meta: dict[str, Any]) -> Shard | None:
+    """The shard layout of an array's metadata, None when it is not sharded."""
+    codecs = meta.get("codecs") or []
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+        return None
+    conf = codecs[0]["configuration"]
+    inner = [int(n) for n in conf["chunk_shape"]]
+    outer = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    count = math.prod(int(o) // i for o, i in zip(outer, inner, strict=True))
+    index_codecs = conf.get("index_codecs") or [{"name": "bytes"}]
+    names = [c.get("name") for c in index_codecs]
+    endian = next(
+        (c.get("configuration", {}).get("endian", "little") for c in index_codecs
+         if c.get("name") == "bytes"), "little",
+    )  # fmt: skip
+    return Shard(
+        inner_cells=math.prod(inner),
+        count=count,
+        index_bytes=16 * count + (4 if "crc32c" in names else 0),
+        index_at_end=conf.get("index_location", "end") == "end",
+        index_dtype="<u8" if endian == "little" else ">u8",
+    )
+
+
 class ZarrStores:
     """Resolves keys of the Zarr stores in one data store (array metadata cached)."""
 
     def __init__(self, store: DataStore) -> None:
         self.store = store
-        self._chunks: dict[str, tuple[int, ...]] = {}
-        self._grids: dict[str, tuple[int, ...]] = {}
-        self._axes: dict[str, bool] = {}
+        self._arrays: dict[str, _ArrayInfo] = {}
+        self._coordinates: dict[str, frozenset[str]] = {}
+        self._indexes: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def version_root(self, product: ProductInfo, copy: str) -> str:
@@ -98,13 +158,12 @@ class ZarrStores:
     def subset_root(self, subset_id: str) -> str:
         return self.store.location("subsets", f"{subset_id}.zarr")
 
-    def _array(self, root: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
-        """(chunk shape, chunk grid, is a dimension's axis) of array ``name`` of the
-        store at ``root``."""
+    def _array(self, root: str, name: str) -> _ArrayInfo:
+        """The chunk layout of array ``name`` of the store at ``root`` (read once)."""
         where = f"{root}/{name}"
         with self._lock:
-            if where in self._chunks:
-                return self._chunks[where], self._grids[where], self._axes[where]
+            if where in self._arrays:
+                return self._arrays[where]
         try:
             meta = json.loads(self.store.fs.cat_file(f"{where}/zarr.json"))
         except FileNotFoundError:
@@ -114,24 +173,46 @@ class ZarrStores:
         shape = tuple(int(n) for n in meta["shape"])
         chunks = tuple(int(n) for n in meta["chunk_grid"]["configuration"]["chunk_shape"])
         grid = tuple(math.ceil(s / c) if c else 0 for s, c in zip(shape, chunks, strict=True))
-        axis = meta.get("dimension_names") == [name.rsplit("/", 1)[-1]]
+        axis = meta.get("dimension_names") == [name] or name in self._coordinate_names(root)
+        info = _ArrayInfo(chunks, grid, axis, _shard(meta))
         with self._lock:
-            self._chunks[where], self._grids[where], self._axes[where] = chunks, grid, axis
-        return chunks, grid, axis
+            self._arrays[where] = info
+        return info
+
+    def _coordinate_names(self, root: str) -> frozenset[str]:
+        """Arrays the store's variables name as their coordinates (CF ``coordinates``, as
+        xarray writes it: bounds such as ``climatology_bounds``, labels such as ``month``):
+        they describe the grid, hold no data values, and are read free like its axes."""
+        with self._lock:
+            if root in self._coordinates:
+                return self._coordinates[root]
+        try:
+            meta = json.loads(self.store.fs.cat_file(f"{root}/zarr.json"))
+        except FileNotFoundError:
+            raise NotFound("no Zarr store here") from None
+        nodes = (meta.get("consolidated_metadata") or {}).get("metadata") or {}
+        texts = [meta.get("attributes", {}).get("coordinates", "")]
+        texts += [n.get("attributes", {}).get("coordinates", "") for n in nodes.values()]
+        names = frozenset(w for t in texts if isinstance(t, str) for w in t.split())
+        with self._lock:
+            self._coordinates[root] = names
+        return names
 
     def resolve(self, root: str, key: str, etag_base: str) -> StoredObject:
         """The object at ``key`` of the store at ``root`` or NotFound (a missing chunk is
         how Zarr says "all fill value", so clients expect the 404)."""
         cells = 0
+        shard = None
         if (m := _METADATA.match(key)) is not None:
             kind: Literal["metadata", "coordinate", "chunk"] = "metadata"
         elif (m := _CHUNK.match(key)) is not None:
-            chunks, grid, axis = self._array(root, m.group(1))
-            kind = "coordinate" if axis else "chunk"
+            info = self._array(root, m.group(1))
+            kind = "coordinate" if info.axis else "chunk"
             index = tuple(int(i) for i in m.group(2).strip("/").split("/"))
+            grid = info.grid
             if len(index) != len(grid) or any(i >= n for i, n in zip(index, grid, strict=True)):
                 raise NotFound(f"no chunk {key!r}")
-            cells = math.prod(chunks)
+            cells, shard = math.prod(info.chunk), info.shard
         else:
             raise NotFound(f"no Zarr object {key!r}")
         location = f"{root}/{key}"
@@ -139,11 +220,51 @@ class ZarrStores:
             size = int(self.store.fs.size(location))
         except FileNotFoundError:
             raise NotFound(f"no Zarr object {key!r}") from None
-        return StoredObject(location, kind, cells, size, f'"{etag_base}/{key}"')
+        return StoredObject(location, kind, cells, size, f'"{etag_base}/{key}"', shard)
+
+    def _index(self, obj: StoredObject, shard: Shard) -> np.ndarray:
+        """The (offset, nbytes) rows of a shard's inner chunks (cached: shards never
+        change)."""
+        with self._lock:
+            if (cached := self._indexes.get(obj.location)) is not None:
+                self._indexes.move_to_end(obj.location)
+                return cached
+        start, _ = shard.index_span(obj.size)
+        raw = self.read(obj, start, start + 16 * shard.count)
+        rows = np.frombuffer(raw, dtype=shard.index_dtype).reshape(shard.count, 2)
+        with self._lock:
+            self._indexes[obj.location] = rows
+            while len(self._indexes) > _INDEX_CACHE:
+                self._indexes.popitem(last=False)
+        return rows
+
+    def metered(self, obj: StoredObject, span: tuple[int, int] | None) -> tuple[int, int] | None:
+        """(cells, bytes) to meter for sending ``span`` ([start, end) bytes; None: all of
+        it) of ``obj``, or None when nothing is metered: metadata, a coordinate chunk, or
+        a range inside a shard's index (what a reader asks first, as free as metadata).
+        A range of a shard is charged the inner chunks whose stored bytes it overlaps."""
+        if obj.kind != "chunk":
+            return None
+        start, end = span if span is not None else (0, obj.size)
+        sent = end - start
+        shard = obj.shard
+        if shard is None or span is None:
+            return obj.cells, sent
+        lo, hi = shard.index_span(obj.size)
+        if lo <= start and end <= hi:
+            return None
+        rows = self._index(obj, shard)
+        stored = rows[:, 0] != _EMPTY
+        offset, nbytes = rows[stored, 0], rows[stored, 1]
+        touched = int(np.count_nonzero((offset < end) & (offset + nbytes > start)))
+        return touched * shard.inner_cells, sent
 
     def read(self, obj: StoredObject, start: int | None = None, end: int | None = None) -> bytes:
         data: bytes = self.store.fs.cat_file(obj.location, start=start, end=end)
         return data
+
+    def iter_bytes(self, obj: StoredObject) -> Iterator[bytes]:
+        return self.store.iter_bytes(obj.location)
 
     def local_path(self, obj: StoredObject) -> str | None:
         """The file behind ``obj`` on a local store (served with sendfile), else None."""

@@ -197,6 +197,67 @@ def navy_winds(env: Env) -> str:
     return ingest_spec(env, ROOT / "ingest" / "specs" / "navy-winds-monthly.yaml")
 
 
+SHARDED = "coads-sharded"
+
+
+def shard_series_copy(env: Env, product_id: str, inner: int = 2) -> None:
+    """Rewrite a product's series copy in the sharded layout of ingest's contract: zarr v3
+    shards of today's series chunk grid holding inner chunks of ``inner`` x ``inner``
+    cells over the whole time axis; the version record's ``chunks`` then names the inner
+    chunks and ``shards`` the shards. Stands in for the sharded ingest until it lands."""
+    from sqlalchemy import update
+
+    from catalog import products
+    from catalog.models import ProductVersion
+    from catalog.products import get_product
+
+    with env.sessions() as s:
+        version = get_product(s, product_id).version
+    assert version is not None
+    path = Path(env.store.location(version.store_path, "series.zarr"))
+    ds = xr.open_zarr(path, zarr_format=3, chunks=None).load()
+    record = {**version.chunks["series"], "chunks": {}, "shards": {}}
+    for name, var in ds.variables.items():
+        enc = {k: v for k, v in var.encoding.items() if k not in ("chunks", "preferred_chunks")}
+        if name in ds.data_vars:
+            dims = list(map(str, var.dims))
+            shard = [version.chunks["series"]["chunks"][name][d] for d in dims]
+            cells = [n if d == "time" else min(inner, n) for d, n in zip(dims, shard, strict=True)]
+            enc.update(chunks=tuple(cells), shards=tuple(shard))
+            record["chunks"][name] = dict(zip(dims, cells, strict=True))
+            record["shards"][name] = dict(zip(dims, shard, strict=True))
+        var.encoding = enc
+    staging = path.with_name("series.sharded.zarr")
+    ds.to_zarr(staging, zarr_format=3, consolidated=True, mode="w")
+    shutil.rmtree(path)
+    staging.rename(path)
+    with transaction(env.sessions) as s:
+        s.execute(
+            update(ProductVersion)
+            .where(ProductVersion.id == version.id)
+            .values(chunks={**version.chunks, "series": record})
+        )
+    products._VERSIONS.clear()  # versions are cached as immutable; this one was rewritten
+
+
+@pytest.fixture(scope="session")
+def coads_sharded(env: Env) -> str:
+    """COADS again as product ``coads-sharded``, its series copy sharded (see
+    ``shard_series_copy``); read only after resharding, so no cache holds the old copy.
+    Private, so catalog listings of other tests do not see it."""
+    from ingest import ingest, load_spec
+    from ingest.spec import Visibility
+
+    spec = load_spec(ROOT / "ingest" / "specs" / "coads-climatology.yaml")
+    spec = spec.model_copy(update={"id": SHARDED, "visibility": Visibility.PRIVATE})
+    try:
+        ingest(spec, sessions=env.sessions, store=env.store, corpus_dir=env.settings.corpus_dir)
+    except CorpusUnavailable as exc:
+        unavailable(f"corpus: {exc.detail}")
+    shard_series_copy(env, SHARDED)
+    return SHARDED
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -170,3 +170,23 @@ def test_points_routes_and_polygons_are_planned_as_cut(
     # A whole map at one time step reads the map copy.
     p = plan(navy, ds, selection_from_json({"times": ["1990-01-15"]}))
     assert p.copy == "map" and p.cells == 2 * ds.sizes["latitude"] * ds.sizes["longitude"]
+
+
+@given(
+    axis=st.lists(
+        st.floats(-90, 90, allow_nan=False).map(lambda v: round(v, 2)), min_size=2, max_size=40
+    ),
+    targets=st.lists(st.floats(-120, 120, allow_nan=False), min_size=1, max_size=20),
+)
+def test_the_vectorised_nearest_latitude_is_pandas_nearest(
+    axis: list[float], targets: list[float]
+) -> None:
+    import pandas as pd
+
+    from catalog.planner import _nearest, _nearest_ascending
+
+    index = pd.Index(sorted(set(axis)), dtype=float)
+    # Midpoints between neighbours are ties: both ways must break them alike.
+    values = index.values
+    probes = np.asarray(targets + list((values[1:] + values[:-1]) / 2))
+    np.testing.assert_array_equal(_nearest_ascending(index, probes), _nearest(index, list(probes)))
