@@ -6,10 +6,10 @@ encoded with zstd in threads (python-zstandard releases the GIL, and reusing one
 compression context per thread makes small frames as cheap per byte as large ones;
 numcodecs builds a context per call), and written as one file (or object) each:
 
-- ``write_slab``: the map copy's chunks of a slab of the source; keeps the CRC-32 of the
+- ``write_slab``: the map copy's chunks of a slab of the source; keeps the CRC-32C of the
   values of every chunk and the SHA-256 of the slab (the version id).
 - ``write_band``: the series copy's chunks of a band, cut from the band's map chunks read
-  back from the store and decoded (each checked against its CRC-32); each series chunk's
+  back from the store and decoded (each checked against its CRC-32C); each series chunk's
   stored bytes are read back and compared with the encoded ones, one in
   ``DECODE_EVERY`` is decoded and compared bit for bit with the band, and one chunk of
   each copy per band is read through zarr-python.
@@ -38,7 +38,6 @@ import math
 import os
 import struct
 import threading
-import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -362,6 +361,13 @@ def _decode(layout: ChunkLayout, stored: bytes) -> np.ndarray:
     return _join(layout, blocks)
 
 
+def _crc(values: np.ndarray) -> int:
+    """CRC-32C of the values (google-crc32c, ~3x faster than zlib's CRC-32 even with the
+    copy to bytes it needs)."""
+    crc: int = google_crc32c.value(values.tobytes())
+    return crc
+
+
 def _local(region: tuple[slice, ...], origin: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, origin, strict=True))
 
@@ -386,7 +392,7 @@ def write_slab(
     block: np.ndarray, origin: tuple[int, ...], layout: ChunkLayout, io: ChunkIO, workers: int
 ) -> tuple[bytes, dict[tuple[int, ...], int | None]]:
     """Write the chunks of the map copy that lie in ``block`` (the source's values from
-    ``origin``). Returns the SHA-256 of the block and, per chunk, the CRC-32 of the values
+    ``origin``). Returns the SHA-256 of the block and, per chunk, the CRC-32C of the values
     it must hold (None for a chunk of fill values, not written): ``write_band`` checks
     the stored chunks against them."""
     block = np.ascontiguousarray(block, dtype=np.dtype(layout.dtype))
@@ -397,7 +403,7 @@ def write_slab(
             return index, None
         whole = _whole(layout, part)
         io.put(layout.key(index), _encode(layout, whole))
-        return index, zlib.crc32(whole)
+        return index, _crc(whole)
 
     jobs: list[Callable[[], Any]] = [lambda: hashlib.sha256(block.data).digest()]
     jobs += [functools.partial(one, i) for i in _chunk_indices(layout, origin, block.shape)]
@@ -409,7 +415,7 @@ def _load(
     layout: ChunkLayout, io: ChunkIO, index: tuple[int, ...], crc: int | None, out: np.ndarray
 ) -> bool:
     """Decode a stored map chunk into ``out`` (its part of a band) and check it against the
-    CRC-32 of the values it must hold. False for a chunk not stored (all fill)."""
+    CRC-32C of the values it must hold. False for a chunk not stored (all fill)."""
     key = layout.key(index)
     stored = io.get(key)
     if stored is None:
@@ -420,7 +426,7 @@ def _load(
         values = _decode(layout, stored)
     except ValueError:
         raise _failure(layout, f"chunk {key} does not decode") from None
-    if crc is None or zlib.crc32(values) != crc:
+    if crc is None or _crc(values) != crc:
         raise _failure(layout, f"chunk {key} does not hold the source's values")
     out[...] = values[tuple(slice(0, s) for s in out.shape)]
     return True
@@ -470,7 +476,7 @@ def write_band(
 ) -> None:
     """Write the series copy's chunks of one band from the map copy's, and check both.
 
-    The band's map chunks are read from the store, decoded and checked against the CRC-32
+    The band's map chunks are read from the store, decoded and checked against the CRC-32C
     of the source values they must hold (``write_slab``), so every map chunk decodes to
     the source's values. The band is cut into series chunks, each encoded and written,
     and its stored bytes read back and compared with the encoded ones; one in

@@ -10,7 +10,7 @@
    (``_write_map``), then the series copy from the map copy, band by band in bounded
    memory (``_write_series``, bands from ``chunking.plan``).
 3. Validation, before anything is published (``ingest._chunkstore``):
-   - every stored map chunk is read back, decoded, and its CRC-32 compared with that of
+   - every stored map chunk is read back, decoded, and its CRC-32C compared with that of
      the source values it was cut from (kept while writing): the map copy decodes to the
      source's values;
    - every series chunk's (or shard's: ``chunking.inner_chunks`` says which variables
@@ -74,6 +74,7 @@ log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
 READ_PIECE_BYTES = 64 * 1024 * 1024
 BAND_BYTES = 512 * 1024 * 1024
+ZSTD_LEVEL = 3
 COPIES = ("map", "series")
 
 
@@ -191,7 +192,7 @@ def _prepare(
     for name in list(out.variables):
         var = out[name]
         var.encoding = {}
-        enc: dict[str, Any] = {"compressors": [ZstdCodec(level=3)]}
+        enc: dict[str, Any] = {"compressors": [ZstdCodec(level=ZSTD_LEVEL)]}
         if str(name) in plan:
             enc["chunks"] = tuple(plan[str(name)][str(d)] for d in var.dims)
         if str(name) in shards:
@@ -358,7 +359,7 @@ def _write_map(
     ds: xr.Dataset, layouts: Layouts, io: ChunkIO, client: Any | None
 ) -> tuple[dict[str, bytes], Crcs]:
     """Write the map copy from the source, read once in its own order, slab by slab (the
-    next slab is read while this one is encoded), keeping the CRC-32 of every chunk's
+    next slab is read while this one is encoded), keeping the CRC-32C of every chunk's
     values. Returns, per variable, a SHA-256 over the SHA-256 of its slabs in order (the
     values' part of the version id), and the CRCs."""
     import dask

@@ -8,7 +8,6 @@ ingest issue; they implement the same ``Reader`` base.
 from __future__ import annotations
 
 import abc
-import gc
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,26 +40,20 @@ class Reader(abc.ABC):
 
 
 def _check_classic_complete(path: Path) -> None:
-    """Refuse a truncated NetCDF-3 file.
+    """Refuse a truncated NetCDF-3 file (netCDF-C would read its missing tail as zeros):
+    the file must hold every variable's data where its header puts it."""
+    from ingest._classic import required_size
 
-    netCDF-C (and so netCDF4-python and even ncdump) reads the missing tail of a
-    truncated classic file as zeros without an error. scipy's classic reader maps every
-    variable at its header offset and fails when the file is too short, so we ask it.
-    """
-    from scipy.io import netcdf_file
-
-    problem = None
-    with warnings.catch_warnings():
-        # A file that fails half-way through scipy's constructor is closed by its
-        # destructor, which warns about the arrays it had already mapped.
-        warnings.filterwarnings("ignore", "Cannot close a netcdf_file", RuntimeWarning)
-        try:
-            netcdf_file(path, mode="r", mmap=True).close()
-        except (ValueError, TypeError, OSError) as exc:
-            problem = str(exc)
-        gc.collect()
-    if problem is not None:
-        raise SourceError(f"{path}: truncated or corrupt NetCDF-3 file ({problem})")
+    try:
+        with path.open("rb") as f:
+            need = required_size(f)
+    except ValueError as exc:
+        raise SourceError(f"{path}: corrupt NetCDF-3 header ({exc})") from None
+    have = path.stat().st_size
+    if need is not None and have < need:
+        raise SourceError(
+            f"{path}: truncated NetCDF-3 file ({have} bytes, its header needs {need})"
+        )
 
 
 class NetCDFReader(Reader):
@@ -75,7 +68,7 @@ class NetCDFReader(Reader):
             raise SourceError(f"{path}: filter_by_keys applies to GRIB sources only")
         with path.open("rb") as f:
             magic = f.read(4)
-        if magic in (b"CDF\x01", b"CDF\x02"):  # CDF-5 is beyond scipy's reader
+        if magic in (b"CDF\x01", b"CDF\x02"):  # CDF-1 and CDF-2 (ingest._classic)
             _check_classic_complete(path)
         try:
             return xr.open_dataset(path, engine="netcdf4", decode_times=True)
