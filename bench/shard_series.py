@@ -1,6 +1,7 @@
 """A sharded series copy: what it costs to write, and what a point series then decodes.
 
-Not wired into ingest yet; this measures the option. One band of the generated
+The ingest writes the series copy of long series this way (``ingest/_chunkstore.py``);
+this bench keeps the comparison with zarr-python's own sharding codec. One band of the generated
 365x720x1440 float32 series (365 x 228 x 1444, ~0.32 of it) is written three ways as a
 zarr v3 array, each in the same run:
 
