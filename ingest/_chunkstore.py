@@ -2,9 +2,9 @@
 
 zarr-python spends Python time on every chunk, and reading a copy back through it to
 validate costs as much again. Here chunks are cut from in-memory slabs and bands,
-encoded with zstd in threads (python-zstandard releases the GIL, and reusing one
-compression context per thread makes small frames as cheap per byte as large ones;
-numcodecs builds a context per call), and written as one file (or object) each:
+encoded with zstd in threads (python-zstandard releases the GIL, and one compression
+context per thread, reused, makes a shard's small frames ~2x cheaper than numcodecs,
+which builds a context per call), and written as one file (or object) each:
 
 - ``write_slab``: the map copy's chunks of a slab of the source; keeps the CRC-32C of the
   values of every chunk and the SHA-256 of the slab (the version id).
@@ -19,7 +19,7 @@ everything it needs from it (chunk grid, chunk key encoding, codecs, fill value)
 refusing any codec chain it does not write exactly as zarr would: ``bytes`` (little
 endian) then ``zstd``, or ``sharding_indexed`` holding inner chunks so encoded with its
 index as ``bytes`` (little endian) then ``crc32c`` at the end. A shard is written by hand
-in the format of the zarr v3 sharding spec (zarr-python's sharding codec costs ~12x
+in the format of the zarr v3 sharding spec (zarr-python's sharding codec costs ~10x
 more here, ``bench/shard_series.py``): the zstd frames of its inner chunks in C order,
 then the index of (offset, nbytes) little-endian uint64 pairs in C order of the inner
 chunks, (2^64-1, 2^64-1) for an inner chunk not stored, then the CRC-32C of the index.
