@@ -160,7 +160,42 @@ def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """A key that was sent but not yet checked: the route checks it in its own worker
+    thread and transaction (``principal``), so that the key's read and the route's work
+    cost one threadpool hop and one connection checkout, not two of each (every hop is a
+    hand-over between the event loop and a worker thread, a GIL hand-over each way).
+
+    A request without any key is refused before the route runs, as with ``PrincipalDep``;
+    a bad key is refused when the route asks, which is after its body was validated."""
+
+    raw: str
+    scope: Scope
+    request: Request
+
+    def principal(self, session: Session) -> Principal:
+        """The caller (authenticated in ``session``, rate-limited) holding ``scope``."""
+        settings: Settings = self.request.app.state.settings
+        principal = _authenticate(session, self.raw, self.request, settings)
+        principal.require(self.scope)
+        return principal
+
+
+def deferred(scope: Scope) -> Callable[[Request, str | None], Awaitable[KeyCheck]]:
+    """A dependency handing the route a ``KeyCheck`` for ``scope`` (no database work)."""
+
+    async def check(request: Request, raw: RawKeyDep) -> KeyCheck:
+        if not raw:
+            raise AuthenticationRequired(NO_KEY)
+        return KeyCheck(raw, scope, request)
+
+    check.__name__ = f"defer_{scope.name.lower()}"
+    return check
+
+
 CatalogReader = Annotated[Principal, Depends(require(Scope.CATALOG_READ))]
+CatalogReaderKey = Annotated[KeyCheck, Depends(deferred(Scope.CATALOG_READ))]
 Admin = Annotated[Principal, Depends(require(Scope.ADMIN))]
 DataReader = Annotated[Principal, Depends(require(Scope.DATA_READ))]
 OrderWriter = Annotated[Principal, Depends(require(Scope.ORDERS_WRITE))]

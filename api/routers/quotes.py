@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import (
     Admin,
-    CatalogReader,
+    CatalogReaderKey,
+    KeyCheck,
     OrderWriter,
     PaymentsDep,
     PrincipalDep,
@@ -18,11 +21,13 @@ from api.deps import (
     StoreDep,
 )
 from api.pricing_schemas import OrderIn, OrderOut, QuoteIn, QuoteOut, SignerOut
+from catalog.store import DataStore
 from oceanmart.accounts import Scope, get_account
 from oceanmart.db import transaction
 from pricing import checkout, orders, verify
 from pricing.engine import Offer
 from pricing.quotes import QuoteRequest, create_quote, get_quote
+from pricing.signing import QuoteSigner
 
 router = APIRouter(prefix="/v1", tags=["quotes and orders"])
 
@@ -33,9 +38,9 @@ router = APIRouter(prefix="/v1", tags=["quotes and orders"])
     status_code=status.HTTP_201_CREATED,
     response_model_by_alias=True,
 )
-def quote(
+async def quote(
     body: QuoteIn,
-    principal: CatalogReader,
+    key: CatalogReaderKey,
     sessions: SessionsDep,
     store: StoreDep,
     payments: PaymentsDep,
@@ -48,13 +53,26 @@ def quote(
         component=body.component.model_dump() if body.component else None,
         offer=Offer(body.offer),
     )
-    # Not durable (pricing.quotes says why a quote may be lost to a power failure).
-    with transaction(sessions, durable=False) as session:
-        # The principal is its own catalog viewer here: its entitlements are read only if
-        # the product is private.
-        doc = create_quote(session, store, payments.signer, principal, principal, req)
+    doc = await run_in_threadpool(_quote, key, sessions, store, payments.signer, req)
     # The stored document itself, byte for byte what was signed (no re-serialisation).
     return JSONResponse(doc, status_code=status.HTTP_201_CREATED)
+
+
+def _quote(
+    key: KeyCheck,
+    sessions: sessionmaker[Session],
+    store: DataStore,
+    signer: QuoteSigner,
+    req: QuoteRequest,
+) -> dict[str, Any]:
+    """The key check and the quote in one worker thread and one transaction."""
+    # Not durable (pricing.quotes says why a quote may be lost to a power failure; a
+    # key's last-used time written here may be lost with it).
+    with transaction(sessions, durable=False) as session:
+        principal = key.principal(session)
+        # The principal is its own catalog viewer here: its entitlements are read only if
+        # the product is private.
+        return create_quote(session, store, signer, principal, principal, req)
 
 
 @router.get("/quotes/signer", response_model=SignerOut)
