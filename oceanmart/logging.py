@@ -67,7 +67,13 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         else structlog.processors.JSONRenderer(ensure_ascii=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Drop a record below the level first: the access log's info line would otherwise
+        # be time-stamped and scrubbed on every request before stdlib logging discards it.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
