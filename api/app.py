@@ -53,7 +53,7 @@ the HTTP Basic password, or `?api_key=<key>`. Every error is
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings``; the database schema must already be migrated."""
-    engine = make_engine(settings.database_url, pool_pre_ping=True)
+    engine = make_engine(settings.database_url, ping_idle_s=2.0)
     sessions = make_sessionmaker(engine)
     store = DataStore.from_settings(settings)
     runner = JobRunner(

@@ -7,6 +7,7 @@ database test runs on both. The schema is owned by Alembic migrations in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -75,8 +77,12 @@ def _refuse_nul(
         raise InvalidInput("text must not contain NUL (U+0000) characters")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, create the folder and turn on WAL and foreign keys."""
+def make_engine(url: str, *, ping_idle_s: float | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; for SQLite, create the folder and turn on WAL and foreign keys.
+
+    ``ping_idle_s``: check a pooled connection before use when it has been idle that long
+    (a PostgreSQL restart or an idle timeout may have closed it), a lost one is replaced.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -84,6 +90,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"timeout": 30})
     engine = create_engine(url, **kwargs)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
+    if ping_idle_s is not None and engine.dialect.name != "sqlite":  # a file never goes away
+        _ping_when_idle(engine, ping_idle_s)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -102,6 +110,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
                 dbapi_conn.execute("PRAGMA synchronous=FULL")
 
     return engine
+
+
+_CHECKED_IN = "oceanmart_checked_in"
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for connections idle ``idle_s`` or longer.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip before every session, where a
+    request uses one or two. A connection in steady use was working a moment ago; one
+    that broke since anyway fails its statement, and SQLAlchemy then invalidates the
+    pool's older connections (its pessimistic disconnect handling), so the next requests
+    get fresh ones. This is SQLAlchemy's documented checkout-event recipe."""
+
+    @event.listens_for(engine, "checkin")
+    def _stamp(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get(_CHECKED_IN, 0.0) < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            # The pool drops this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"pooled connection lost: {e}") from e
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -105,3 +105,34 @@ def test_a_relaxed_transaction_commits_and_its_connection_goes_back_durable(env:
         assert get_account(s, name).name == name  # committed
         with pytest.raises(NotFound):
             get_account(s, gone)  # rolled back
+
+
+@pytest.mark.parametrize("idle_s", [0.0, 3600.0])
+def test_an_idle_pooled_connection_that_was_closed_is_replaced(idle_s: float) -> None:
+    """``ping_idle_s``: a pooled PostgreSQL connection closed by the server while idle
+    (a restart, an idle timeout) is checked and replaced before use; one used within the
+    idle time is not pinged, so its first statement meets the closed connection."""
+    import psycopg
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from oceanmart.db import make_engine
+    from tests.conftest import PG_URL, unavailable
+
+    try:
+        killer = psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True)
+    except psycopg.OperationalError as e:
+        unavailable(f"PostgreSQL at {PG_URL}: {e}")
+    engine = make_engine(PG_URL, ping_idle_s=idle_s, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        if idle_s:
+            with pytest.raises(DBAPIError), engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        with engine.connect() as conn:  # after a failure the pool hands out a new one
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        engine.dispose()
