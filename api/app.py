@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
@@ -116,7 +115,6 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=console.CONSOLE_DIR / "static"), "console")
+    # Request ids and the access log (one pure-ASGI layer).
     app.add_middleware(AccessLog)
-    # Outermost, so the access log and problem bodies see the request id.
-    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     return app

@@ -1,17 +1,20 @@
-"""Access log: one structured line per request, with the query string scrubbed."""
+"""Request ids and the access log: one pure-ASGI middleware, one structured line per request."""
 
 from __future__ import annotations
 
 import time
 from urllib.parse import parse_qsl, urlencode
+from uuid import uuid4
 
 import structlog
 from asgi_correlation_id import correlation_id
+from asgi_correlation_id.middleware import is_valid_uuid4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("oceanmart.access")
 
 _SECRET_PARAMS = {"api_key", "key", "token", "access_token"}
+REQUEST_ID_HEADER = b"x-request-id"
 
 
 def redact_query(raw: bytes) -> str:
@@ -19,8 +22,27 @@ def redact_query(raw: bytes) -> str:
     return urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs])
 
 
+def _request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-ID`` if it is a UUID (32 hex digits, dashes or not),
+    else a new one: the rule of asgi-correlation-id's middleware, whose context variable
+    (``correlation_id``) problem bodies read."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            sent: str = value.decode("latin-1")
+            if is_valid_uuid4(sent):
+                return sent
+            rid = uuid4().hex
+            log.warning("request.id_replaced", sent=sent[:80], request_id=rid)
+            return rid
+    return uuid4().hex
+
+
 class AccessLog:
-    """Pure ASGI (no BaseHTTPMiddleware), so streamed responses are not buffered."""
+    """Pure ASGI (no BaseHTTPMiddleware), so streamed responses are not buffered.
+
+    It also gives each request its id (``X-Request-ID`` on the response, ``request_id``
+    in log lines and problem bodies). One middleware instead of asgi-correlation-id's
+    plus this one: each layer is a coroutine and a ``send`` wrapper on every request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,13 +53,18 @@ class AccessLog:
             return
         start = time.perf_counter()
         status = 500
+        rid = _request_id(scope)
+        # Not reset afterwards: the 500 handler, outside this middleware, reads it too.
+        correlation_id.set(rid)
         # Every log line of this request (ours, in any thread it spawns) carries its id.
-        structlog.contextvars.bind_contextvars(request_id=correlation_id.get())
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        header = (REQUEST_ID_HEADER, rid.encode("latin-1"))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:

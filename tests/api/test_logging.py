@@ -53,3 +53,21 @@ def test_request_logs_are_json_with_request_id_and_no_secrets(server: Server) ->
     assert access[0]["key_id"] == admin.split("_")[1]
     assert access[0]["request_id"] == r1.headers["x-request-id"]
     assert all(x["timestamp"].endswith("Z") for x in lines)
+
+
+def test_a_request_id_is_taken_from_the_caller_when_it_is_a_uuid(server: Server) -> None:
+    sent = "4f2d1c0e9b8a47d6a5b4c3d2e1f00a1b"
+    with server.client() as c:
+        kept = c.get("/v1/me", headers={"X-Request-ID": sent})
+        replaced = c.get("/v1/me", headers={"X-Request-ID": "not-an-id; drop table"})
+        fresh = c.get("/v1/me")
+    assert kept.headers["x-request-id"] == sent == kept.json()["request_id"]
+    for r in (replaced, fresh):
+        new = r.headers["x-request-id"]
+        assert len(new) == 32 and int(new, 16) >= 0 and new == r.json()["request_id"]
+    assert replaced.headers["x-request-id"] != fresh.headers["x-request-id"]
+    assert [r.headers.get_list("x-request-id") for r in (kept, replaced, fresh)] == [
+        [kept.headers["x-request-id"]],
+        [replaced.headers["x-request-id"]],
+        [fresh.headers["x-request-id"]],
+    ]
