@@ -276,7 +276,7 @@ def plan(
     costs = {c: CopyCost(0, 0) for c in COPIES}
     cells = out_bytes = 0
     for name in names:
-        var = ds[name]
+        var = ds.variables[name]  # its dims and dtype; ``ds[name]`` builds a DataArray
         dims = tuple(map(str, var.dims))
         n = _cells(dims, idx)
         cells += n
@@ -286,7 +286,7 @@ def plan(
             c = _variable_cost(dims, idx, grid, var.dtype.itemsize)
             costs[copy] = CopyCost(costs[copy].chunks + c.chunks, costs[copy].bytes + c.bytes)
     choice = "series" if 2 * costs["series"].bytes < costs["map"].bytes else "map"
-    used = {str(d) for name in names for d in ds[name].dims}
+    used = {str(d) for name in names for d in ds.variables[name].dims}
     shape = {d: len(a) for d, a in idx.orth.items() if d in used}
     if idx.points is not None:
         shape["points"] = len(idx.points)
