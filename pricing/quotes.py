@@ -45,6 +45,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
@@ -484,8 +485,19 @@ _INSERT_SUBSET = {
 }
 
 
+# (database, subset id) of subsets known to be stored. Subset rows are never changed or
+# deleted, so once an INSERT found the row already there, quotes of that selection skip
+# the statement. Only a row found there counts (it was committed: PostgreSQL's ON
+# CONFLICT waits for a concurrent inserter, SQLite has one writer), never one this
+# transaction inserted, which a rollback may still take away.
+_STORED_SUBSETS: set[tuple[str, str]] = set()
+
+
 def _record_subset(session: Session, planned: Plan) -> None:
-    session.execute(
+    known = (database_key(session), planned.subset_id)
+    if known in _STORED_SUBSETS:
+        return
+    result = session.execute(
         _INSERT_SUBSET[session.get_bind().dialect.name],
         {
             "id": planned.subset_id,
@@ -498,6 +510,10 @@ def _record_subset(session: Session, planned: Plan) -> None:
             "created_at": utcnow(),
         },
     )
+    if cast(CursorResult[Any], result).rowcount == 0:
+        if len(_STORED_SUBSETS) > 100_000:
+            _STORED_SUBSETS.clear()
+        _STORED_SUBSETS.add(known)
 
 
 def get_quote(session: Session, quote_id: str, principal: Principal | None = None) -> Quote:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import secrets
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from oceanmart.db import transaction
 from pricing.orders import OrderTransition
 from pricing.quotes import Quote
 from pricing.verify import verify_quote
-from tests.conftest import Server, unique
+from tests.conftest import Env, Server, unique
 from tests.pricing.conftest import BASIC, PRODUCT, SMALL, buyer, use_book
 
 
@@ -276,3 +277,36 @@ def test_whole_product_offers_and_their_quota(server: Server, priced: str, offer
         if offer == "research":
             again = c.post("/v1/quotes", json={"product": PRODUCT, "offer": "research"})
             assert again.status_code == 409  # one free tier at a time
+
+
+def test_a_subset_recorded_by_a_rolled_back_quote_is_recorded_again(env: Env, priced: str) -> None:
+    """Quotes skip the subset INSERT once they found the row stored; a row inserted by a
+    transaction that then rolled back must not count (the next quote's row refers to it)."""
+    from catalog.models import Subset
+    from oceanmart.accounts import authenticate
+    from oceanmart.secrets import operator_key
+    from pricing.quotes import QuoteRequest, create_quote, get_quote
+    from pricing.signing import QuoteSigner
+
+    _, key = buyer(env)
+    # A selection no other test quoted: its subset is not stored yet.
+    north = 10 + secrets.randbelow(10**6) / 10**7
+    req = QuoteRequest(product=priced, selection={**SMALL, "bbox": [-10, -10, 10, north]})
+    signer = QuoteSigner(operator_key(env.settings))
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction(env.sessions) as s:
+        principal = authenticate(s, key)
+        create_quote(s, env.store, signer, principal, principal, req)
+        raise Abort
+    ids = []
+    for _ in range(3):  # inserts the subset, then finds it stored, then skips the INSERT
+        with transaction(env.sessions) as s:
+            principal = authenticate(s, key)
+            ids.append(create_quote(s, env.store, signer, principal, principal, req)["id"])
+    with env.sessions() as s:
+        subset_ids = {get_quote(s, i).subset_id for i in ids}
+        assert len(subset_ids) == 1
+        assert s.get(Subset, subset_ids.pop()) is not None
