@@ -68,6 +68,22 @@ class Plan:
 
 
 def _slice_indices(index: Any, lo: object, hi: object) -> np.ndarray:
+    """Positions of ``index`` between ``lo`` and ``hi`` (inclusive), as pandas'
+    ``slice_indexer`` gives them. For an ascending float axis and number bounds, the same
+    two binary searches pandas does, without its label checks (~30 us a call here, three
+    or four calls per plan); anything else goes through pandas."""
+    values = index.values
+    if (
+        values.dtype.kind == "f"
+        and isinstance(lo, float | int | None)
+        and isinstance(hi, float | int | None)
+        and index.is_monotonic_increasing
+    ):
+        # Bounds in the axis' own dtype, as pandas casts them (float32: 1e-300 is 0).
+        cast = values.dtype.type
+        i = 0 if lo is None else int(np.searchsorted(values, cast(lo), side="left"))
+        j = len(values) if hi is None else int(np.searchsorted(values, cast(hi), side="right"))
+        return np.arange(i, max(i, j))
     out: np.ndarray = np.arange(len(index))[index.slice_indexer(lo, hi)]
     return out
 

@@ -190,3 +190,28 @@ def test_the_vectorised_nearest_latitude_is_pandas_nearest(
     values = index.values
     probes = np.asarray(targets + list((values[1:] + values[:-1]) / 2))
     np.testing.assert_array_equal(_nearest_ascending(index, probes), _nearest(index, list(probes)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=40, unique=True),
+    st.sampled_from(["float32", "float64"]),
+    st.booleans(),
+    st.data(),
+)
+def test_slice_indices_is_pandas_slice_indexer(
+    values: list[float], dtype: str, descending: bool, data: st.DataObject
+) -> None:
+    """The binary-search slice takes the positions pandas' slice_indexer takes."""
+    import pandas as pd
+
+    from catalog.planner import _slice_indices
+
+    axis = np.sort(np.asarray(values, dtype=dtype))
+    if descending:
+        axis = axis[::-1]
+    index = pd.Index(axis)
+    bound = st.none() | st.sampled_from([float(v) for v in axis]) | st.floats(-2e3, 2e3)
+    lo, hi = data.draw(bound), data.draw(bound)
+    expected = np.arange(len(index))[index.slice_indexer(lo, hi)]
+    assert _slice_indices(index, lo, hi).tolist() == expected.tolist()
