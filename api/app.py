@@ -54,6 +54,8 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the app for ``settings``; the database schema must already be migrated."""
     engine = make_engine(settings.database_url, ping_idle_s=2.0)
     sessions = make_sessionmaker(engine)
+    # Commits that do not wait for the disk: quotes only (pricing.quotes says why).
+    relaxed = make_engine(settings.database_url, durable=False, ping_idle_s=2.0)
     store = DataStore.from_settings(settings)
     runner = JobRunner(
         sessions, store, workers=settings.job_workers, max_job_bytes=settings.max_job_bytes
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.relaxed_sessions = make_sessionmaker(relaxed)
     app.state.store = store
     app.state.jobs = runner
     app.state.zarr = ZarrStores(app.state.store)

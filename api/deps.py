@@ -81,6 +81,8 @@ LimiterDep = Annotated[KeyLimiter, Depends(_app_state("limiter"))]
 JobsDep = Annotated[JobRunner, Depends(_app_state("jobs"))]
 ZarrDep = Annotated[ZarrStores, Depends(_app_state("zarr"))]
 SessionsDep = Annotated[sessionmaker[Session], Depends(_app_state("sessions"))]
+# Commits that do not wait for the disk (oceanmart.db.make_engine): quotes only.
+RelaxedSessionsDep = Annotated[sessionmaker[Session], Depends(_app_state("relaxed_sessions"))]
 StoreDep = Annotated[DataStore, Depends(_app_state("store"))]
 PaymentsDep = Annotated[Payments, Depends(_app_state("payments"))]
 LedgerDep = Annotated[Ledger, Depends(_app_state("ledger"))]

@@ -77,8 +77,18 @@ def _refuse_nul(
         raise InvalidInput("text must not contain NUL (U+0000) characters")
 
 
-def make_engine(url: str, *, ping_idle_s: float | None = None, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, durable: bool = True, ping_idle_s: float | None = None, **kwargs: Any
+) -> Engine:
     """Create an engine; for SQLite, create the folder and turn on WAL and foreign keys.
+
+    ``durable=False``: an engine whose commits do not wait for the disk (SQLite WAL with
+    ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``), for writes that may
+    be lost in a power failure, an OS crash or a PostgreSQL server crash (never in a
+    crash of our process, never half-applied). The database's log is one ordered stream,
+    so a later durable commit makes the relaxed ones before it durable too. Only quotes
+    use it (``pricing.quotes`` says why). Set once per connection, not per transaction:
+    a statement less per transaction (on PostgreSQL a round trip).
 
     ``ping_idle_s``: check a pooled connection before use when it has been idle that long
     (a PostgreSQL restart or an idle timeout may have closed it), a lost one is replaced.
@@ -93,6 +103,8 @@ def make_engine(url: str, *, ping_idle_s: float | None = None, **kwargs: Any) ->
     if ping_idle_s is not None and engine.dialect.name != "sqlite":  # a file never goes away
         _ping_when_idle(engine, ping_idle_s)
     if engine.dialect.name == "sqlite":
+        # WAL: with synchronous=NORMAL a commit is in the WAL but not yet fsynced.
+        synchronous = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -100,14 +112,17 @@ def make_engine(url: str, *, ping_idle_s: float | None = None, **kwargs: Any) ->
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA synchronous=FULL")  # every commit durable unless relaxed
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.close()
 
-        @event.listens_for(engine, "checkin")
-        def _sqlite_durable_again(dbapi_conn: Any, record: Any) -> None:
-            # A connection that ran a relaxed transaction goes back to the pool durable.
-            if record.info.pop(_RELAXED, False) and dbapi_conn is not None:
-                dbapi_conn.execute("PRAGMA synchronous=FULL")
+    elif not durable and engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _pg_relaxed(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("SET synchronous_commit TO OFF")  # for the connection's lifetime
+            cur.close()
+            dbapi_conn.commit()
 
     return engine
 
@@ -144,35 +159,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session], *, durable: bool = True) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error.
-
-    ``durable=False`` is for writes that may be lost in a power failure, an OS crash or a
-    PostgreSQL server crash (never in a crash of our process, never half-applied): the
-    commit does not wait for the disk. The database's log is one ordered stream, so any
-    later durable commit makes the relaxed ones before it durable too. Only quotes use it
-    (see ``pricing.quotes``).
-    """
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error (durable or not as
+    the factory's engine is: ``make_engine(durable=...)``)."""
     with factory() as session, session.begin():
-        if not durable:
-            _relax(session)
         yield session
-
-
-_RELAXED = "oceanmart_relaxed"
-
-
-def _relax(session: Session) -> None:
-    """Let this transaction's commit skip the wait for the disk (it must not have
-    written anything yet: SQLite refuses the change inside a write transaction)."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")  # ends with the transaction
-    elif conn.dialect.name == "sqlite":
-        # WAL with synchronous=NORMAL: the commit is in the WAL but not yet fsynced.
-        # The pool's checkin hook (``make_engine``) puts the connection back to FULL.
-        conn.info[_RELAXED] = True
-        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -4,8 +4,8 @@ A quote is stored exactly as it was returned (its public JSON, signature and dig
 so an order can check it again: the signature against the operator key, the expiry,
 and that the price book it pinned is still the product's current one.
 
-A quote is stored with a commit that does not wait for the disk
-(``oceanmart.db.transaction(durable=False)``: SQLite WAL with ``synchronous=NORMAL``,
+A quote is stored with a commit that does not wait for the disk (through an engine made
+with ``oceanmart.db.make_engine(durable=False)``: SQLite WAL with ``synchronous=NORMAL``,
 PostgreSQL ``synchronous_commit=off``), which took most of a quote's time (about 4 ms
 per fsync here, serialising every writer behind it). What may happen: a power failure,
 an OS crash or a crash of the PostgreSQL server (not a crash of OceanMart's process) in

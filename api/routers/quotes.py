@@ -17,6 +17,7 @@ from api.deps import (
     OrderWriter,
     PaymentsDep,
     PrincipalDep,
+    RelaxedSessionsDep,
     SessionsDep,
     StoreDep,
 )
@@ -41,7 +42,7 @@ router = APIRouter(prefix="/v1", tags=["quotes and orders"])
 async def quote(
     body: QuoteIn,
     key: CatalogReaderKey,
-    sessions: SessionsDep,
+    sessions: RelaxedSessionsDep,
     store: StoreDep,
     payments: PaymentsDep,
 ) -> JSONResponse:
@@ -65,10 +66,10 @@ def _quote(
     signer: QuoteSigner,
     req: QuoteRequest,
 ) -> dict[str, Any]:
-    """The key check and the quote in one worker thread and one transaction."""
-    # Not durable (pricing.quotes says why a quote may be lost to a power failure; a
-    # key's last-used time written here may be lost with it).
-    with transaction(sessions, durable=False) as session:
+    """The key check and the quote in one worker thread and one transaction, committed
+    without waiting for the disk (``sessions``: pricing.quotes says why a quote may be lost
+    to a power failure; a key's last-used time written here may be lost with it)."""
+    with transaction(sessions) as session:
         principal = key.principal(session)
         # The principal is its own catalog viewer here: its entitlements are read only if
         # the product is private.

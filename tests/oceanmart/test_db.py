@@ -81,8 +81,11 @@ def _durability(dbapi_conn: object, dialect: str) -> str:
     return value
 
 
-def test_a_relaxed_transaction_commits_and_its_connection_goes_back_durable(env: Env) -> None:
+def test_a_relaxed_engine_commits_without_waiting_and_the_default_engine_waits(
+    env: Env,
+) -> None:
     from oceanmart.accounts import Account, get_account
+    from oceanmart.db import make_engine, make_sessionmaker
     from oceanmart.errors import NotFound
 
     def add(s: Session, name: str) -> None:
@@ -90,21 +93,24 @@ def test_a_relaxed_transaction_commits_and_its_connection_goes_back_durable(env:
         s.flush()
 
     durable, relaxed = {"sqlite": ("2", "1"), "postgresql": ("on", "off")}[env.backend]
-    name, gone = unique("relaxed"), unique("gone")
-    with transaction(env.sessions, durable=False) as s:
-        raw = s.connection().connection.dbapi_connection
-        assert str(s.connection().exec_driver_sql(_query(env.backend)).scalar()) == relaxed
-        add(s, name)
-    assert _durability(raw, env.backend) == durable
-    with pytest.raises(RuntimeError), transaction(env.sessions, durable=False) as s:
-        raw = s.connection().connection.dbapi_connection
-        add(s, gone)
-        raise RuntimeError("roll back")
-    assert _durability(raw, env.backend) == durable
-    with env.sessions() as s:
-        assert get_account(s, name).name == name  # committed
-        with pytest.raises(NotFound):
-            get_account(s, gone)  # rolled back
+    engine = make_engine(env.settings.database_url, durable=False)
+    try:
+        name, gone = unique("relaxed"), unique("gone")
+        with transaction(make_sessionmaker(engine)) as s:
+            raw = s.connection().connection.dbapi_connection
+            assert str(s.connection().exec_driver_sql(_query(env.backend)).scalar()) == relaxed
+            add(s, name)
+        assert _durability(raw, env.backend) == relaxed  # the setting stays on its connections
+        with pytest.raises(RuntimeError), transaction(make_sessionmaker(engine)) as s:
+            add(s, gone)
+            raise RuntimeError("roll back")
+        with transaction(env.sessions) as s:  # the default engine waits for the disk
+            assert str(s.connection().exec_driver_sql(_query(env.backend)).scalar()) == durable
+            assert get_account(s, name).name == name  # committed
+            with pytest.raises(NotFound):
+                get_account(s, gone)  # rolled back
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("idle_s", [0.0, 3600.0])
