@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 import xarray as xr
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.store import DataStore
@@ -42,6 +43,11 @@ PG_URL = os.environ.get(
     "OCEANMART_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 STRICT = bool(os.environ.get("CI"))
+
+# Tests never assert wall-clock time: Hypothesis' per-example deadline (200 ms) is one,
+# and it failed examples that took 4 ms on replay when the machine was loaded.
+hypothesis_settings.register_profile("oceanmart", deadline=None)
+hypothesis_settings.load_profile("oceanmart")
 
 
 def unavailable(reason: str) -> None:

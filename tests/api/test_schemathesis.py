@@ -25,7 +25,6 @@ def test_no_request_gets_a_server_error(server: Server, levitus: str) -> None:
         @given(case=operation.as_strategy())
         @settings(
             max_examples=10,
-            deadline=None,
             derandomize=True,
             database=None,
             suppress_health_check=list(HealthCheck),

@@ -118,7 +118,7 @@ def datasets(draw: st.DrawFn) -> xr.Dataset:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(ds=datasets(), rows=st.integers(1, 9))
 def test_csv_reads_back_the_same_values(ds: xr.Dataset, rows: int) -> None:
     pieces = list(csv_chunks(ds, rows=rows))
@@ -144,7 +144,7 @@ def test_csv_reads_back_the_same_values(ds: xr.Dataset, rows: int) -> None:
         assert set(columns["latitude"]) == {repr(float(ds.latitude))}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(ds=datasets(), limit=st.integers(1, 9))
 def test_coveragejson_reads_back_the_same_values(ds: xr.Dataset, limit: int) -> None:
     doc = validated(joined(coveragejson_chunks(ds, limit=limit)))

@@ -27,9 +27,7 @@ from oceanmart.errors import EmptySelection
 from tests.conftest import ROOT, Env
 
 NAVY = ROOT / "ingest" / "specs" / "navy-winds-monthly.yaml"
-SLOW = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SLOW = settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +190,7 @@ def test_the_vectorised_nearest_latitude_is_pandas_nearest(
     np.testing.assert_array_equal(_nearest_ascending(index, probes), _nearest(index, list(probes)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=40, unique=True),
     st.sampled_from(["float32", "float64"]),

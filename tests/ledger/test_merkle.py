@@ -127,7 +127,7 @@ def int_flips(value: int, bits: int = 64) -> list[int]:
     return [value ^ (1 << b) for b in range(bits)]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(data=st.data(), size=st.integers(1, 3000))
 def test_honest_inclusion_verifies_and_any_bit_flip_fails(data: st.DataObject, size: int) -> None:
     leaves = leaves_of(size, salt=size)
@@ -164,7 +164,7 @@ def test_honest_inclusion_verifies_and_any_bit_flip_fails(data: st.DataObject, s
             assert mth(leaves_of(bad_size, salt=size)) != tree.root
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(data=st.data(), size=st.integers(2, 2000))
 def test_honest_consistency_verifies_and_any_bit_flip_fails(data: st.DataObject, size: int) -> None:
     leaves = leaves_of(size, salt=size)

@@ -36,7 +36,7 @@ records = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(records)
 def test_leaves_are_rfc8785_canonical(record: LedgerRecord) -> None:
     leaf = encode(record, SECRET)
@@ -102,7 +102,7 @@ def test_signed_checkpoints_round_trip_and_refuse_changes() -> None:
         VerifierKey.parse(signer.verifier_key.replace("+", "-", 1))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(st.data())
 def test_any_bit_flip_in_a_signed_note_fails(data: st.DataObject) -> None:
     signer = NoteSigner("o", b"\x03" * 32)

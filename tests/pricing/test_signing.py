@@ -72,7 +72,7 @@ def signed(q: dict[str, Any]) -> dict[str, Any]:
     return q
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(quotes())
 def test_fast_digest_equals_eth_accounts_and_quotes_verify_offline(q: dict[str, Any]) -> None:
     reference = _hash_eip191_message(encode_typed_data(full_message=typed_data(q)))
@@ -113,7 +113,7 @@ MUTATIONS: list[tuple[tuple[Any, ...], Any]] = [
 ]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(quotes(), st.sampled_from(MUTATIONS))
 def test_any_changed_field_fails_verification(q: dict[str, Any], mutation: Any) -> None:
     s = signed(q)
