@@ -106,6 +106,11 @@ def _blocks(shape: tuple[int, ...], limit: int) -> Iterator[tuple[slice, ...]]:
 
 def _slab(var: xr.DataArray, block: tuple[slice, ...]) -> np.ndarray:
     """One block of values, computed (only that block when ``var`` is lazy)."""
+    if all(
+        b.start in (0, None) and (b.stop is None or b.stop >= n)
+        for b, n in zip(block, var.shape, strict=False)
+    ):
+        return np.asarray(var.values)  # the whole variable: an isel costs more than the rest
     return np.asarray(var.isel(dict(zip(var.dims, block, strict=False))).values)
 
 
@@ -142,8 +147,9 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
         if not math.prod(target):
             continue
         texts = []
+        whole = target == shape  # one block (a point series): no isel per column
         for _, var in columns:
-            part = var.isel({d: s for d, s in sub.items() if d in var.dims})
+            part = var if whole else var.isel({d: s for d, s in sub.items() if d in var.dims})
             values = _expand(np.asarray(part.values), [str(d) for d in part.dims], dims)
             texts.append(_texts(np.broadcast_to(values, target), "").tolist())
         lines = [",".join(row) for row in zip(*texts, strict=True)]
