@@ -296,6 +296,7 @@ def _gate(
     settings: Settings,
     sessions: sessionmaker[Session],
     ledger: Ledger,
+    bad_body: InvalidParameter | None = None,
 ) -> Entitled:
     """The key, its scope and the entitlement, decided in one session (and one worker
     thread): a data request reaches its data after one database round of four reads."""
@@ -304,6 +305,8 @@ def _gate(
     with transaction(sessions) as session:  # a transaction: the key's last use is touched
         principal = _authenticate(session, raw, request, settings)
         principal.require(Scope.DATA_READ)
+        if bad_body is not None:
+            raise bad_body
         viewer = viewer_for(session, principal)
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
@@ -360,16 +363,21 @@ async def data_gate(
     if not raw:
         raise AuthenticationRequired(NO_KEY)
     params: dict[str, Any] = dict(request.path_params)
+    bad_body = None  # told only to an authenticated caller, after the key check
     if "component_id" in params:
         try:
             body = await request.json()  # Starlette keeps it for the route's own parsing
         except ValueError:
-            raise InvalidParameter("body", "expected a JSON object") from None
+            body = None
         product_id = body.get("product") if isinstance(body, dict) else None
-        if not isinstance(product_id, str) or not product_id:
-            raise InvalidParameter("product", "give the id of the product to run on")
+        if not isinstance(body, dict):
+            bad_body = InvalidParameter("body", "expected a JSON object")
+        elif not isinstance(product_id, str) or not product_id:
+            bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return await run_in_threadpool(_gate, request, raw, params, settings, sessions, ledger)
+    return await run_in_threadpool(
+        _gate, request, raw, params, settings, sessions, ledger, bad_body
+    )
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]
