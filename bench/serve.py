@@ -42,17 +42,18 @@ from _common import BIN, ROOT, free_port, oceanmart, wait
 
 PRODUCT = "bench-sst"
 
-# The peer's dask chunks are the stored objects (a shard of a sharded copy), as
-# OceanMart's own: xarray's default would make each 2x2 inner chunk a dask chunk
-# (pydata/xarray#11460), 259,200 of them, and a cube query then takes minutes.
+# The peer opens a copy with xarray's defaults (dask, one task per stored chunk), but a
+# sharded copy without dask: there xarray's default makes each 2x2 inner chunk a dask
+# chunk (pydata/xarray#11460; 259,200 of them, a cube query took minutes), and one dask
+# chunk per shard decodes a whole 2 MB shard for a point. Without dask zarr reads only
+# the inner chunks needed, as the floor and OceanMart do: the peer's best case.
 PEER = """
 import sys, uvicorn, xarray as xr, xpublish
 from xpublish_edr import CfEdrPlugin
 def open_copy(path):
     ds = xr.open_zarr(path, zarr_format=3, chunks=None)
-    shards = {d: n for v in ds.data_vars.values() if v.encoding.get("shards")
-              for d, n in zip(v.dims, v.encoding["shards"])}
-    return xr.open_zarr(path, zarr_format=3, chunks=shards or {})
+    sharded = any(v.encoding.get("shards") for v in ds.data_vars.values())
+    return ds if sharded else xr.open_zarr(path, zarr_format=3)
 ds = {c: open_copy(f"{sys.argv[1]}/{c}.zarr") for c in ("map", "series")}
 rest = xpublish.Rest(ds, plugins={"edr": CfEdrPlugin()})
 uvicorn.run(rest.app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
