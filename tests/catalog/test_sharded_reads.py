@@ -69,3 +69,25 @@ def test_large_reads_take_one_dask_chunk_per_shard(env: Env, coads_sharded: str)
     assert ds["SST"].data.npartitions == 2 * 3
     plain = xr.open_zarr(env.store.location(version.store_path, "map.zarr"), zarr_format=3)
     np.testing.assert_array_equal(ds["SST"].compute().values, plain["SST"].values)
+
+
+def test_the_planner_counts_what_each_chunk_read_costs(env: Env, coads_sharded: str) -> None:
+    from catalog.planner import CHUNK_COST_BYTES, plan
+
+    with env.sessions() as s:
+        product = get_product(s, coads_sharded)
+    assert product.version is not None
+    ds = env.store.open_version(product.version.store_path, dask=False)
+    point = plan(product, ds, selection_from_json({"point": [-150.3, 10.2], "variables": ["SST"]}))
+    assert point.copy == "series" and (point.chunks, point.bytes_to_read) == (1, 12 * 2 * 2 * 4)
+    # 20x20 degrees, all months: 30 inner chunks of the series copy (5.8 kB) against the
+    # 12 map steps (778 kB). Bytes alone would pick the series copy; 30 chunk reads cost
+    # more than the 12 larger ones.
+    box = plan(
+        product, ds, selection_from_json({"bbox": [-160, 0, -140, 20], "variables": ["SST"]})
+    )
+    series, map_ = box.copies["series"], box.copies["map"]
+    assert (series.chunks, map_.chunks) == (30, 12)
+    assert 2 * series.bytes < map_.bytes
+    assert 2 * (series.bytes + 30 * CHUNK_COST_BYTES) > map_.bytes + 12 * CHUNK_COST_BYTES
+    assert box.copy == "map" and box.bytes_to_read == map_.bytes
