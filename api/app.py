@@ -75,6 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
             runner.stop()
             if worker:
                 worker.stop()
+            for pooled in (engine, relaxed):  # their connections, not the engines
+                pooled.dispose()
 
     app = FastAPI(
         title="OceanMart",

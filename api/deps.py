@@ -290,10 +290,8 @@ def entitle(
 
 
 def _gate(
-    request: Request,
-    raw: str,
+    key: KeyCheck,
     params: dict[str, Any],
-    settings: Settings,
     sessions: sessionmaker[Session],
     ledger: Ledger,
     bad_body: InvalidParameter | None = None,
@@ -303,8 +301,7 @@ def _gate(
     job = None
     subset = None
     with transaction(sessions) as session:  # a transaction: the key's last use is touched
-        principal = _authenticate(session, raw, request, settings)
-        principal.require(Scope.DATA_READ)
+        principal = key.principal(session)
         if bad_body is not None:
             raise bad_body
         viewer = viewer_for(session, principal)
@@ -349,7 +346,6 @@ def run_source(
 async def data_gate(
     request: Request,
     raw: RawKeyDep,
-    settings: SettingsDep,
     sessions: SessionsDep,
     ledger: LedgerDep,
 ) -> Entitled:
@@ -375,9 +371,8 @@ async def data_gate(
         elif not isinstance(product_id, str) or not product_id:
             bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return await run_in_threadpool(
-        _gate, request, raw, params, settings, sessions, ledger, bad_body
-    )
+    key = KeyCheck(raw, Scope.DATA_READ, request)
+    return await run_in_threadpool(_gate, key, params, sessions, ledger, bad_body)
 
 
 EntitledDep = Annotated[Entitled, Depends(data_gate)]
