@@ -314,9 +314,13 @@ class Ledger:
         self._contract = address
         return address
 
-    def anchor(self, sessions: sessionmaker[Session]) -> int:
+    def anchor(self, sessions: sessionmaker[Session], *, check_reset: bool = True) -> int:
         """Anchor every checkpoint not yet on chain, in order; re-send anchors a chain
-        reset lost. Returns how many transactions were sent. Raises ChainUnavailable."""
+        reset lost. Returns how many transactions were sent. Raises ChainUnavailable.
+
+        With nothing new to anchor, the chain is asked whether it lost anchors (a reset)
+        only with ``check_reset``: the background thread asks every few seconds, not on
+        every pass (the question is a contract call, most of an idle server's CPU)."""
         with self._anchor_lock:
             with sessions() as s:
                 pending = s.execute(
@@ -326,8 +330,8 @@ class Ledger:
                     .order_by(store.CheckpointRow.size)
                 ).all()
                 anchored = s.scalar(select(func.count()).select_from(store.AnchorRow))
-            if not pending and not anchored:
-                return 0  # nothing to anchor yet: leave the chain alone
+            if not pending and (not anchored or not check_reset):
+                return 0  # nothing to anchor (or to check): leave the chain alone
             chain = self.chain
             contract = self.contract(sessions)
             try:
@@ -419,14 +423,16 @@ class Ledger:
 
     # -- one round of background work --------------------------------------------------
 
-    def run_once(self, sessions: sessionmaker[Session], *, anchor: bool = True) -> RunSummary:
+    def run_once(
+        self, sessions: sessionmaker[Session], *, anchor: bool = True, check_reset: bool = True
+    ) -> RunSummary:
         size, made, considered = self._integrate(sessions, sign=True)
         if not considered:  # nothing was queued: a checkpoint may still be due by time
             made = self.checkpoint(sessions)
         sent, error = 0, None
         if anchor:
             try:
-                sent = self.anchor(sessions)
+                sent = self.anchor(sessions, check_reset=check_reset)
             except ChainUnavailable as exc:
                 error = exc.detail
         return RunSummary(size, made.size if made else None, sent, error)

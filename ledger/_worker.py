@@ -12,6 +12,10 @@ from ledger._service import Ledger
 
 log = structlog.get_logger(__name__)
 
+# How often an idle thread asks the chain whether it lost anchors (a reset of the node):
+# a contract call each time, which was most of an idle server's CPU at every pass.
+RESET_CHECK_SECONDS = 15.0
+
 
 class LedgerWorker:
     def __init__(self, ledger: Ledger, sessions: sessionmaker[Session]) -> None:
@@ -31,14 +35,20 @@ class LedgerWorker:
         poll = self.ledger.settings.ledger_poll_seconds
         backoff = 0.0
         next_anchor = 0.0
+        next_reset_check = 0.0
         clock = 0.0
         while not self._stop.wait(poll):
             clock += poll
+            check_reset = clock >= next_reset_check
             try:
-                summary = self.ledger.run_once(self.sessions, anchor=clock >= next_anchor)
+                summary = self.ledger.run_once(
+                    self.sessions, anchor=clock >= next_anchor, check_reset=check_reset
+                )
             except Exception as exc:  # the thread must outlive any one failure
                 log.exception("ledger.worker_failed", error=type(exc).__name__)
                 continue
+            if check_reset and clock >= next_anchor and not summary.chain_error:
+                next_reset_check = clock + RESET_CHECK_SECONDS
             if summary.chain_error:
                 backoff = min(max(2 * backoff, 1.0), 10.0)
                 next_anchor = clock + backoff
