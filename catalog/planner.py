@@ -217,7 +217,9 @@ def _spatial_box(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> di
     return out
 
 
-def _indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> _Indexers:
+def indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> _Indexers:
+    """The indices of ``sel`` on each axis of ``ds`` (and of its points): the cells the
+    subset engine cuts."""
     idx = _Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
     idx.orth.update(_spatial_box(ds, sel, area))
     if sel.time is not None or sel.times is not None:
@@ -294,7 +296,7 @@ def plan(
         raise InvalidParameter(
             "variables", f"unknown variable(s) {', '.join(missing)} (known: {known})"
         )
-    idx = _indexers(ds, sel, area)
+    idx = indexers(ds, sel, area)
     costs = {c: CopyCost(0, 0) for c in COPIES}
     cells = out_bytes = 0
     for name in names:

@@ -34,7 +34,7 @@ from api.deps import (
 from api.limits import KeyLimiter
 from api.schemas import Compression
 from api.work import held, run_cancellable
-from catalog import edr, encode
+from catalog import edr, encode, points
 from catalog import subset as engine
 from catalog.products import ProductInfo, list_products
 from catalog.selection import selection_from_json
@@ -249,13 +249,16 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         stack = ExitStack()
         try:
             with watched(cancel):
-                selected, planned = engine.cut(
-                    store, product, selection, settings.max_request_bytes
-                )
+                if single:  # a series or a profile: read directly when it can be
+                    selected, planned = points.cut_point(
+                        store, product, selection, settings.max_request_bytes
+                    )
+                else:
+                    selected, planned = engine.cut(
+                        store, product, selection, settings.max_request_bytes
+                    )
                 if planned.bytes_to_read > settings.heavy_request_bytes:
                     stack.enter_context(limiter.heavy(gate.principal.key_id))
-                if single and "point" in selected.dims:
-                    selected = selected.isel(point=0)
                 body: bytes | Iterator[bytes] | None = None
                 if tmp is not None:
                     engine.write_netcdf(
