@@ -43,7 +43,7 @@ from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParamete
 from oceanmart.settings import Settings
 from oceanmart.web_sessions import WebUser, check_csrf, check_session
 from pricing.checkout import Payments
-from pricing.entitlements import EntitlementInfo, check_access, viewer_for
+from pricing.entitlements import EntitlementInfo, check_access, holdings, viewer_for
 from pricing.metering import AccessInfo, Delivery, record_access
 
 
@@ -264,6 +264,8 @@ class Entitled:
                 entitlement_id=entitlement.id if entitlement else None,
                 delivery=delivery,
                 access_id=access_id,
+                # read in this request (the gate, or just above): no quota, no re-read
+                metered=entitlement is not None and entitlement.quota_cells is not None,
             )
 
     def area(self, selection: dict[str, object]) -> SeaAreaInfo | None:
@@ -297,14 +299,16 @@ def _gate(
     bad_body: InvalidParameter | None = None,
 ) -> Entitled:
     """The key, its scope and the entitlement, decided in one session (and one worker
-    thread): a data request reaches its data after one database round of four reads."""
+    thread): a data request reaches its data after one database round of three reads
+    (the key, the account's entitlements, the product)."""
     job = None
     subset = None
     with transaction(sessions) as session:  # a transaction: the key's last use is touched
         principal = key.principal(session)
         if bad_body is not None:
             raise bad_body
-        viewer = viewer_for(session, principal)
+        held = holdings(session, principal)  # what it may see and read, in one read
+        viewer = held.viewer
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
             product = get_product(session, job.product_id, viewer, job.version_id)
@@ -315,7 +319,11 @@ def _gate(
             product = get_product(session, params["product_id"], viewer)
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError("a data route names neither a product, a subset nor a job")
-        entitlement = entitle(session, principal, product, subset)
+        entitlement = (
+            None
+            if product.visibility == "public"  # as ``entitle`` decides
+            else held.access(session, product.id, subset.id if subset else None)
+        )
     return Entitled(principal, product, entitlement, subset, sessions, ledger, job)
 
 

@@ -183,7 +183,7 @@ def point_indices(ds: xr.Dataset, sel: Selection, *, touched: bool = False) -> n
 
 
 @dataclass
-class _Indexers:
+class Indexers:
     """Per-dimension index arrays, plus optional point-wise (lat, lon[, time]) rows."""
 
     orth: dict[str, np.ndarray]
@@ -217,10 +217,10 @@ def _spatial_box(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> di
     return out
 
 
-def indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> _Indexers:
+def indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> Indexers:
     """The indices of ``sel`` on each axis of ``ds`` (and of its points): the cells the
     subset engine cuts."""
-    idx = _Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
+    idx = Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
     idx.orth.update(_spatial_box(ds, sel, area))
     if sel.time is not None or sel.times is not None:
         if TIME not in ds.dims:
@@ -261,7 +261,7 @@ def indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) ->
 
 
 def _variable_cost(
-    dims: tuple[str, ...], idx: _Indexers, chunks: dict[str, int], itemsize: int
+    dims: tuple[str, ...], idx: Indexers, chunks: dict[str, int], itemsize: int
 ) -> CopyCost:
     count = 1
     for d in dims:
@@ -273,7 +273,7 @@ def _variable_cost(
     return CopyCost(count, count * itemsize * math.prod(chunks[d] for d in dims))
 
 
-def _cells(dims: tuple[str, ...], idx: _Indexers) -> int:
+def _cells(dims: tuple[str, ...], idx: Indexers) -> int:
     n = math.prod(len(idx.orth[d]) for d in dims if d in idx.orth)
     if idx.points is not None and all(d in dims for d in idx.point_dims):
         n *= len(idx.points)
@@ -287,6 +287,16 @@ def plan(
     area: SeaAreaInfo | None = None,
 ) -> Plan:
     """Plan ``sel`` on the current version of ``product`` (``ds``: its map copy, lazy)."""
+    return plan_indexed(product, ds, sel, area)[0]
+
+
+def plan_indexed(
+    product: ProductInfo,
+    ds: xr.Dataset,
+    sel: Selection,
+    area: SeaAreaInfo | None = None,
+) -> tuple[Plan, Indexers]:
+    """``plan``, and the indices it found (``indexers``), for a reader that cuts them."""
     version = product.version
     assert version is not None
     names = tuple(sel.variables) if sel.variables is not None else tuple(map(str, ds.data_vars))
@@ -316,7 +326,7 @@ def plan(
     if idx.points is not None:
         shape["points"] = len(idx.points)
     canon = canonical(sel)
-    return Plan(
+    made = Plan(
         product_id=product.id,
         version_id=version.id,
         subset_id=subset_id(product.id, version.id, sel),
@@ -330,3 +340,4 @@ def plan(
         variables=names,
         shape=shape,
     )
+    return made, idx

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from catalog._chunks import ArrayLayout, ChunkReader
-from catalog.planner import Plan, indexers, plan
+from catalog.planner import Indexers, Plan, indexers, plan_indexed
 from catalog.products import ProductInfo
 from catalog.selection import Selection
 from catalog.store import DataStore
@@ -108,7 +108,14 @@ class PointReader:
         )
         return _Template(tuple(variables), coords, dict(ds.attrs))
 
-    def read(self, ds: xr.Dataset, store_path: str, copy: str, sel: Selection) -> xr.Dataset | None:
+    def read(
+        self,
+        ds: xr.Dataset,
+        store_path: str,
+        copy: str,
+        sel: Selection,
+        idx: Indexers | None = None,
+    ) -> xr.Dataset | None:
         """The cut of ``sel`` (one point) on ``copy`` of a version (``ds``, opened lazily) with
         its ``point`` axis dropped, as ``subset.apply(...).isel(point=0)`` gives it; None
         when xarray has to cut it."""
@@ -117,7 +124,7 @@ class PointReader:
         tmpl = self.template(ds, store_path, copy, sel.variables)
         if tmpl is None:
             return None
-        idx = indexers(ds, sel)
+        idx = idx or indexers(ds, sel)  # the same on both copies (same coordinates)
         assert idx.points is not None
         i, j = (int(v) for v in idx.points[0])
         at: dict[str, Any] = {LAT: i, LON: j}
@@ -170,11 +177,11 @@ def cut_point(
     ``point`` axis dropped: read by ``PointReader`` when it can, else by xarray."""
     version = product.version
     assert version is not None
-    p = plan(product, store.open_version(version.store_path, dask=False), sel)
+    p, idx = plan_indexed(product, store.open_version(version.store_path, dask=False), sel)
     check_limit(p, limit_bytes)
     if p.bytes <= IN_MEMORY_BYTES:
         ds = open_copy(store, version.store_path, p.copy, dask=False)
-        got = reader(store).read(ds, version.store_path, p.copy, sel)
+        got = reader(store).read(ds, version.store_path, p.copy, sel, idx)
         if got is not None:
             return got, p
     selected = cut_planned(store, product, sel, p)
