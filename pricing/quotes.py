@@ -23,11 +23,13 @@ never left inconsistent. Why that is acceptable:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, cast
@@ -39,11 +41,13 @@ from sqlalchemy import (
     ForeignKey,
     String,
     Table,
+    Text,
     bindparam,
     func,
     insert,
     select,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -52,7 +56,7 @@ from catalog.components import check_call
 from catalog.models import Product, Subset
 from catalog.planner import Plan, plan
 from catalog.products import OPERATOR, ProductInfo, Viewer, get_product
-from catalog.sea_areas import resolve_area
+from catalog.sea_areas import SeaArea, SeaAreaInfo, resolve_area
 from catalog.selection import Selection, selection_from_json
 from catalog.store import DataStore
 from oceanmart.accounts import Account, Principal, Scope
@@ -64,6 +68,7 @@ from oceanmart.errors import (
     NotFound,
     OceanMartError,
 )
+from pricing._cache import LRU
 from pricing.books import BookInfo, PriceBook, PriceRules, database_key, get_book
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
 from pricing.entitlements import Entitlement, viewer_for
@@ -373,12 +378,58 @@ def plan_request(session: Session, store: DataStore, viewer: Viewer, req: QuoteR
     return plan_product(session, store, product_for_quote(session, req.product, viewer), req)
 
 
+# Plans are a function of the product version (immutable, content-hashed), the parsed
+# selection, the sea area it names (as its row is now: re-drawing an area replaces the
+# row, so the key holds the row's content), the component call and the offer. Bounded:
+# the least recently used plans go first.
+_PLANS: LRU[tuple[Any, ...], Planned] = LRU(4096)
+_AREAS: LRU[tuple[Any, ...], SeaAreaInfo] = LRU(256)
+
+_AREA_TABLE = cast(Table, SeaArea.__table__)
+# The row with its JSON columns as the stored text: a cache key, parsed only on a miss.
+_AREA_ROW = select(
+    _AREA_TABLE.c.id,
+    _AREA_TABLE.c.name_en,
+    _AREA_TABLE.c.name_zh,
+    _AREA_TABLE.c.kind,
+    _AREA_TABLE.c.source,
+    _AREA_TABLE.c.area_km2,
+    sql_cast(_AREA_TABLE.c.bbox, Text).label("bbox"),
+    sql_cast(_AREA_TABLE.c.geometry, Text).label("geometry"),
+).where(_AREA_TABLE.c.id == bindparam("area_id"))
+
+
+def _area(session: Session, area_id: str) -> tuple[tuple[Any, ...], SeaAreaInfo]:
+    """The sea area ``area_id`` and its row's content (the key of what depends on it)."""
+    row = session.execute(_AREA_ROW, {"area_id": area_id}).first()
+    if row is None:
+        return (), resolve_area(session, area_id)  # raises the 400 of an unknown area
+    key = tuple(row)
+
+    def make() -> SeaAreaInfo:
+        w, s, e, n = json.loads(row.bbox)
+        geometry = json.loads(row.geometry)
+        return SeaAreaInfo(
+            row.id, row.name_en, row.name_zh, row.kind, row.source, (w, s, e, n),
+            row.area_km2, geometry,
+        )  # fmt: skip
+
+    return key, _AREAS.get_or_make(key, make)
+
+
 def plan_product(
     session: Session, store: DataStore, product: ProductInfo, req: QuoteRequest
 ) -> Planned:
     selection = selection_from_json(dict(req.selection))
-    area = resolve_area(session, selection.sea_area) if selection.sea_area else None
+    area_key, area = _area(session, selection.sea_area) if selection.sea_area else ((), None)
     assert product.version is not None
+    call = None if req.component is None else json.dumps(req.component, sort_keys=True, default=str)
+    key = (product.id, product.version.id, product.version.store_path, selection, area_key, call,
+           req.offer)  # fmt: skip
+    cached = _PLANS.get(key)
+    if cached is not None:
+        # the version's plan; the product's other facts as they are now
+        return cached if cached.product is product else dataclasses.replace(cached, product=product)
     ds = store.open_version(product.version.store_path, dask=False)
     planned = plan(product, ds, selection, area)
     component, use = _component(req.component, planned)
@@ -393,13 +444,35 @@ def plan_product(
         time_span_days=time_span_days(product, selection),
         component=use,
     )
-    return Planned(product, planned, component, ask)
+    return _PLANS.put(key, Planned(product, planned, component, ask))
 
 
 def price_planned(done: Planned, rules: PriceRules, customer: Customer, now: datetime) -> Priced:
     if done.ask.offer is Offer.SUBSCRIPTION and rules.subscription is None:
         raise InvalidParameter("offer", f"product {done.product.id!r} has no subscription offer")
     return price(done.ask, rules, customer, now)
+
+
+# Priced asks under stored price books. The engine is a pure function of (ask, rules,
+# customer, now) in which ``now`` only sets the issue and expiry times, and a stored
+# book's rules never change (a save appends a new id): a result is kept per (database,
+# book id, ask, customer) and re-timed.
+_PRICED: LRU[tuple[Any, ...], Priced] = LRU(4096)
+
+
+def price_with_book(
+    done: Planned, book: BookInfo, db: str, customer: Customer, now: datetime
+) -> Priced:
+    """``price_planned`` under the stored ``book`` of database ``db``, from the cache
+    when this ask was priced for this customer under this book before."""
+    key = (db, book.id, done.ask, customer)
+    cached = _PRICED.get(key)
+    if cached is None:
+        cached = _PRICED.put(key, price_planned(done, book.rules, customer, now))
+    if cached.issued_at == now:
+        return cached
+    ttl = timedelta(minutes=book.rules.quote_ttl_minutes)
+    return dataclasses.replace(cached, issued_at=now, expires_at=now + ttl)
 
 
 def price_request(
@@ -442,7 +515,8 @@ def create_quote(
     _check_offer(session, req, book, principal, now)
     customer = customer_for(session, principal, req.product, book.rules, now)
     done = plan_product(session, store, product, req)
-    planned, priced = done.plan, price_planned(done, book.rules, customer, now)
+    planned = done.plan
+    priced = price_with_book(done, book, database_key(session), customer, now)
     quote_id = "q_" + secrets.token_hex(16)
     body = build_body(quote_id, principal, product, planned, req, done.component, book, priced)
     digest, signature = signer.sign(body)
