@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from catalog.store import DataStore
 from catalog.subset import IN_MEMORY_BYTES, check_limit, cut_planned, open_copy, with_variables
 
 LON, LAT = "longitude", "latitude"
+AXES_KEPT = 64  # time/depth slices whose coordinates a template keeps made
 # Encoding keys that say nothing about the values (xarray's zarr backend sets them).
 _HARMLESS = {"chunks", "preferred_chunks", "compressors", "filters", "serializer", "shards",
              "dtype", "fill_value", "_FillValue", "missing_value", "coordinates"}  # fmt: skip
@@ -52,6 +53,8 @@ class _Template:
     variables: tuple[_Var, ...]
     coords: tuple[tuple[str, tuple[str, ...], np.ndarray, dict[str, Any]], ...]
     attrs: dict[str, Any]
+    # Coordinates off the grid cut to some slices (PointReader._axes), per slices.
+    axes: dict[tuple[tuple[str, int, int], ...], xr.Coordinates] = field(default_factory=dict)
 
 
 class PointReader:
@@ -145,8 +148,12 @@ class PointReader:
                     values = np.where(values == m, np.nan, values).astype(values.dtype)
             dims = tuple(d for d in v.dims if isinstance(at[d], slice))
             data[v.name] = xr.Variable(dims, values, v.attrs)
+        axes = self._axes(tmpl, at)
         coords = {}
         for name, dims, values, attrs in tmpl.coords:
+            if name in axes:  # (xarray copies it into the answer: test_points checks)
+                coords[name] = axes.variables[name]
+                continue
             cut = values[tuple(at.get(d, slice(None)) for d in dims)]
             kept = tuple(d for d in dims if not isinstance(at.get(d), int))
             coords[name] = xr.Variable(kept, cut, attrs)
@@ -154,7 +161,30 @@ class PointReader:
         coords["point"] = xr.Variable((), np.int64(0))
         coords["requested_longitude"] = xr.Variable((), np.float64(x))
         coords["requested_latitude"] = xr.Variable((), np.float64(y))
-        return xr.Dataset(data, coords=coords, attrs=tmpl.attrs)
+        # The axes' indexes come made: a pandas index of 365 instants costs ~0.1 ms.
+        made = xr.Coordinates(coords, indexes=axes.xindexes)
+        return xr.Dataset(data, coords=made, attrs=tmpl.attrs)
+
+    def _axes(self, tmpl: _Template, at: dict[str, Any]) -> xr.Coordinates:
+        """The coordinates off the horizontal grid (times, depths, their bounds) cut to
+        the slices of ``at``, with their indexes, made once per template and slices."""
+        key = tuple((d, s.start, s.stop) for d, s in at.items() if isinstance(s, slice))
+        with self._lock:
+            held = tmpl.axes.get(key)
+        if held is not None:
+            return held
+        made = xr.Coordinates(
+            {
+                name: xr.Variable(dims, values[tuple(at.get(d, slice(None)) for d in dims)], attrs)
+                for name, dims, values, attrs in tmpl.coords
+                if LAT not in dims and LON not in dims
+            }
+        )
+        with self._lock:
+            if len(tmpl.axes) >= AXES_KEPT:
+                tmpl.axes.clear()
+            tmpl.axes[key] = made
+        return made
 
 
 _READERS: weakref.WeakKeyDictionary[DataStore, PointReader] = weakref.WeakKeyDictionary()

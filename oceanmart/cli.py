@@ -594,7 +594,7 @@ def _run_server(settings: Settings, host: str, port: int) -> None:
     from api import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=host,
         port=port,
         log_config=None,

@@ -22,8 +22,8 @@ from starlette.background import BackgroundTask
 
 from api.deps import (
     CatalogReader,
-    Entitled,
-    EntitledDep,
+    Gate,
+    GateDep,
     LimiterDep,
     ProductDep,
     SessionsDep,
@@ -189,7 +189,7 @@ class Serving:
     decision, where data is, the key's limits, and the parameters all queries share."""
 
     request: Request
-    gate: Entitled
+    gate: Gate  # decided in the query's worker thread
     settings: Settings
     store: DataStore
     limiter: KeyLimiter
@@ -201,7 +201,7 @@ class Serving:
 
 
 async def _serving(
-    request: Request, gate: EntitledDep, settings: SettingsDep, store: StoreDep,
+    request: Request, gate: GateDep, settings: SettingsDep, store: StoreDep,
     limiter: LimiterDep, z: Z = None, datetime: Datetime = None,
     parameter_name: Parameters = None, f: Fmt = None, compression: Compression = 0,
 ) -> Serving:  # fmt: skip
@@ -220,34 +220,49 @@ async def _query(serving: Serving, query: str, **params: str | None) -> Response
         raise _edr_error(exc) from None
 
 
+@dataclass(slots=True)
+class _Answer:
+    """What the worker thread hands back to the event loop."""
+
+    body: bytes | Iterator[bytes] | None
+    stack: ExitStack
+    kind: str
+    product_id: str
+    version_id: str
+    access_id: str
+    tmp: Path | None
+
+
 async def _answer(serving: Serving, query: str, **params: str | None) -> Response:
-    request, gate, settings, store, limiter = (
-        serving.request, serving.gate, serving.settings, serving.store, serving.limiter
+    request, settings, store, limiter = (
+        serving.request, serving.settings, serving.store, serving.limiter
     )  # fmt: skip
     fmt, compression = serving.f, serving.compression
     params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
-    kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
-    if kind is None:
-        raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")
-    doc = edr.selection(query, **params)
-    selection = selection_from_json(doc)
-    # One POINT is one coverage (a series or a profile), not a collection of one.
-    single = query == "position" and len(doc["points"]) == 1
-    product, version = gate.product, gate.version.id
-    access_id = new_access_id()
-    headers = {"OceanMart-Access-Id": access_id, "OceanMart-Product-Version": version}
-    tmp: Path | None = None
-    if kind == "netcdf":
-        fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
-        os.close(fd)
-        tmp = Path(name)
 
-    def answer(cancel: threading.Event) -> tuple[bytes | Iterator[bytes] | None, ExitStack]:
-        """Cut, encode (or write the file), meter: all in one worker thread, so the event
-        loop never waits on the data or the database. A small answer is encoded whole
+    def answer(cancel: threading.Event) -> _Answer:
+        """Decide the gate, parse, cut, encode (or write the file), meter: all in one
+        worker thread, so the event loop never waits on the data or the database, and a
+        request costs one hand-over to a thread. The gate is decided first: a caller
+        without access learns nothing about its query. A small answer is encoded whole
         here; a large one is returned as pieces, holding the heavy slot while it streams."""
+        gate = serving.gate.decide()
+        kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
+        if kind is None:
+            raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")
+        doc = edr.selection(query, **params)
+        selection = selection_from_json(doc)
+        # One POINT is one coverage (a series or a profile), not a collection of one.
+        single = query == "position" and len(doc["points"]) == 1
+        product, version = gate.product, gate.version.id
+        access_id = new_access_id()
+        tmp: Path | None = None
         stack = ExitStack()
         try:
+            if kind == "netcdf":
+                fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
+                os.close(fd)
+                tmp = Path(name)
             with watched(cancel):
                 if single:  # a series or a profile: read directly when it can be
                     selected, planned = points.cut_point(
@@ -283,30 +298,28 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 ),
                 access_id,
             )
-            return body, stack
+            return _Answer(body, stack, kind, product.id, version, access_id, tmp)
         except BaseException:
             stack.close()
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise
 
-    try:
-        body, stack = await run_cancellable(request, answer)
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
-    media = encode.MEDIA_TYPES[kind]
-    if tmp is not None:
+    done = await run_cancellable(request, answer)
+    headers = {"OceanMart-Access-Id": done.access_id, "OceanMart-Product-Version": done.version_id}
+    media = encode.MEDIA_TYPES[done.kind]
+    if done.tmp is not None:
         return FileResponse(
-            tmp,
+            done.tmp,
             media_type=media,
-            filename=f"{product.id}_{query}.nc",
-            background=BackgroundTask(tmp.unlink, missing_ok=True),
+            filename=f"{done.product_id}_{query}.nc",
+            background=BackgroundTask(done.tmp.unlink, missing_ok=True),
             headers=headers,
         )
-    if isinstance(body, bytes):
-        return Response(body, media_type=media, headers=headers)
-    assert body is not None
-    return StreamingResponse(held(body, stack), media_type=media, headers=headers)
+    if isinstance(done.body, bytes):
+        return Response(done.body, media_type=media, headers=headers)
+    assert done.body is not None
+    return StreamingResponse(held(done.body, done.stack), media_type=media, headers=headers)
 
 
 def _pieces(kind: str, selected: Any) -> Iterator[bytes]:

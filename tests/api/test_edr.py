@@ -278,3 +278,22 @@ def test_a_metered_subscription_pays_each_series_from_its_quota(
     with server.env.sessions() as s:
         row = s.get(Entitlement, ent)
         assert row is not None and row.quota_used == 132
+
+
+def test_a_query_decides_its_gate_in_its_own_worker_thread(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EDR queries take the gate undecided (``GateDep``) and decide it in the thread that
+    cuts the data: no second hand-over to a thread for the gate alone."""
+    import api.deps
+
+    def no_hop(*_: object, **__: object) -> None:
+        raise AssertionError("the gate took a thread of its own")
+
+    monkeypatch.setattr(api.deps, "run_in_threadpool", no_hop)
+    r = client.get(
+        f"/edr/collections/{NAVY}/position",
+        params={"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["oceanmart-access-id"].startswith("acc_")

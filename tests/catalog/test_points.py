@@ -201,3 +201,18 @@ def test_a_damaged_shard_index_is_an_error(tmp_path: Path) -> None:
     reader = ChunkReader(store)
     with pytest.raises(ValueError, match="CRC-32C"):
         reader.read(layout.variables[0].layout, (slice(0, 7), slice(5, 6), slice(5, 6)))
+
+
+def test_answers_share_nothing_a_caller_may_change(tmp_path: Path) -> None:
+    """The time axis is made once per slices and handed out again: a caller changing an
+    answer's attributes or encoding (the NetCDF writer sets encodings) changes no other."""
+    store, ds = _store(tmp_path, _field(), {"v": {"chunks": (7, 2, 2), "shards": (7, 4, 4)}})
+    reader = points.PointReader(store)
+    sel = selection_from_json({"points": [[10, 20]]})
+    first = reader.read(ds, "v", "series", sel)
+    assert first is not None
+    first["time"].attrs["changed"] = 1
+    first["time"].encoding["units"] = "days since 1900-01-01"
+    first["v"].attrs["changed"] = 1
+    first.attrs["changed"] = 1
+    _same(reader.read(ds, "v", "series", sel), _xarray(ds, sel))
