@@ -369,12 +369,7 @@ class Gate:
         return _gate(self.key, self.params, self.sessions, self.ledger, self.bad_body)
 
 
-async def data_gate(
-    request: Request,
-    raw: RawKeyDep,
-    sessions: SessionsDep,
-    ledger: LedgerDep,
-) -> Gate:
+async def data_gate(request: Request, raw: RawKeyDep) -> Gate:
     """THE gate of every data route: key, `data:read` scope and an entitlement covering
     what the route serves: a product (path parameter ``product_id``, or the ``product``
     of a component run's JSON body; a public product needs no entitlement), a saved
@@ -398,7 +393,9 @@ async def data_gate(
         elif not isinstance(product_id, str) or not product_id:
             bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    return Gate(KeyCheck(raw, Scope.DATA_READ, request), params, sessions, ledger, bad_body)
+    state = request.app.state  # (SessionsDep and LedgerDep, without resolving them)
+    key = KeyCheck(raw, Scope.DATA_READ, request)
+    return Gate(key, params, state.sessions, state.ledger, bad_body)
 
 
 GateDep = Annotated[Gate, Depends(data_gate)]
