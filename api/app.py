@@ -42,6 +42,9 @@ from oceanmart.db import make_engine, make_sessionmaker
 from oceanmart.settings import Settings
 from pricing.checkout import payments_from_settings
 
+# How long a statement run on the event loop may wait for another transaction's lock.
+LOOP_LOCK_WAIT_MS = 5
+
 DESCRIPTION = """
 OceanMart serves ocean, weather and sea-area data products.
 
@@ -62,6 +65,11 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     sessions = make_sessionmaker(engine)
     # Commits that do not wait for the disk: quotes only (pricing.quotes says why).
     relaxed = make_engine(settings.database_url, durable=False, ping_idle_s=2.0)
+    # The same, for quotes run on the event loop: a statement gives up on a lock at once
+    # (the quote then waits in a worker thread through ``relaxed``; api.routers.quotes).
+    on_loop = make_engine(
+        settings.database_url, durable=False, ping_idle_s=2.0, lock_wait_ms=LOOP_LOCK_WAIT_MS
+    )
     store = DataStore.from_settings(settings)
     runner = JobRunner(
         sessions, store, workers=settings.job_workers, max_job_bytes=settings.max_job_bytes
@@ -84,7 +92,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
             runner.stop()
             if worker:
                 worker.stop()
-            for pooled in (engine, relaxed):  # their connections, not the engines
+            for pooled in (engine, relaxed, on_loop):  # their connections, not the engines
                 pooled.dispose()
             gc.unfreeze()
 
@@ -97,6 +105,8 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = sessions
+    app.state.relaxed_engine = relaxed
+    app.state.loop_engine = on_loop
     app.state.relaxed_sessions = make_sessionmaker(relaxed)
     app.state.store = store
     app.state.jobs = runner

@@ -114,13 +114,18 @@ def _authenticate(session: Session, raw: str, request: Request, settings: Settin
     principal = authenticate(
         session, raw, touch_resolution=timedelta(seconds=settings.key_last_used_resolution_s)
     )
+    _admit(request, principal)
+    return principal
+
+
+def _admit(request: Request, principal: Principal) -> None:
+    """A caller whose key checked out: counted against its key's request rate, and named
+    for the access log (which runs outside the worker thread's context) and log lines."""
     limiter: KeyLimiter = request.app.state.limiter
     limiter.hit(principal.key_id)
-    # For the access log, which runs outside this (threadpool) context.
     request.state.key_id = principal.key_id
     request.state.account = principal.account_name
     structlog.contextvars.bind_contextvars(key_id=principal.key_id)
-    return principal
 
 
 def _maybe_principal(
@@ -182,6 +187,18 @@ class KeyCheck:
         principal = _authenticate(session, self.raw, self.request, settings)
         principal.require(self.scope)
         return principal
+
+    def admit(self, principal: Principal) -> None:
+        """For a route that checks the key itself (in one statement with its own reads,
+        as ``pricing.quotes.quote_for_key`` does): what ``principal`` does after the key
+        checked out (the rate limit, the access log's key and account)."""
+        _admit(self.request, principal)
+
+    @property
+    def touch_resolution(self) -> timedelta:
+        """How often a key's ``last_used_at`` is written at most."""
+        settings: Settings = self.request.app.state.settings
+        return timedelta(seconds=settings.key_last_used_resolution_s)
 
 
 def deferred(scope: Scope) -> Callable[[Request, str | None], Awaitable[KeyCheck]]:

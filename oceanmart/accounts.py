@@ -18,9 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String, Table, bindparam, select, update
+from sqlalchemy import ForeignKey, Select, String, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -255,23 +255,60 @@ def split_key(raw: str) -> tuple[str, str]:
 # on every authenticated request, where an ORM ``session.get`` per row costs more than
 # the database work itself.
 _KEYS, _ACCOUNTS = cast(Table, ApiKey.__table__), cast(Table, Account.__table__)
-_KEY_LOOKUP = (
-    select(
-        _KEYS.c.secret_sha256,
-        _KEYS.c.scopes,
-        _KEYS.c.expires_at,
-        _KEYS.c.last_used_at,
-        _KEYS.c.revoked_at,
-        _ACCOUNTS.c.id.label("account_id"),
-        _ACCOUNTS.c.name.label("account_name"),
-        _ACCOUNTS.c.kind.label("account_kind"),
-    )
-    .join_from(_KEYS, _ACCOUNTS, _KEYS.c.account_id == _ACCOUNTS.c.id)
-    .where(_KEYS.c.id == bindparam("key_id"))
+KEY_COLUMNS = (
+    _KEYS.c.secret_sha256,
+    _KEYS.c.scopes,
+    _KEYS.c.expires_at,
+    _KEYS.c.last_used_at,
+    _KEYS.c.revoked_at,
+    _ACCOUNTS.c.id.label("account_id"),
+    _ACCOUNTS.c.name.label("account_name"),
+    _ACCOUNTS.c.kind.label("account_kind"),
 )
-_TOUCH = (
+"""What ``check_key_row`` reads; ``key_lookup`` adds columns for callers that need more
+facts about the caller in the same round trip (``account_id`` is the account's column)."""
+ACCOUNT_ID = _ACCOUNTS.c.id
+
+
+def key_lookup(*extra: Any) -> Select[Any]:
+    """The key ``:key_id`` and its account (and ``extra`` columns): ``check_key_row``."""
+    return (
+        select(*KEY_COLUMNS, *extra)
+        .join_from(_KEYS, _ACCOUNTS, _KEYS.c.account_id == _ACCOUNTS.c.id)
+        .where(_KEYS.c.id == bindparam("key_id"))
+    )
+
+
+_KEY_LOOKUP = key_lookup()
+TOUCH_KEY = (
     update(_KEYS).where(_KEYS.c.id == bindparam("key_id")).values(last_used_at=bindparam("now"))
 )
+"""Parameters ``key_id`` and ``now``: the key's last use (when ``check_key_row`` says so)."""
+
+
+def check_key_row(
+    row: Any, public_id: str, secret: str, now: datetime, touch_resolution: timedelta
+) -> tuple[Principal, bool]:
+    """The caller from its ``key_lookup`` row (None: unknown id), and whether its
+    ``last_used_at`` is to be written (at most once per ``touch_resolution``, so a busy
+    key does not turn every read into a write). Invalid, revoked or expired: an error."""
+    # Compare against a dummy hash when the id is unknown so both paths cost the same.
+    expected = row.secret_sha256 if row is not None else "0" * 64
+    if not hmac.compare_digest(expected, _hash_secret(secret)) or row is None:
+        raise InvalidKey("the API key is not valid")
+    if row.revoked_at is not None:
+        raise InvalidKey("the API key is not valid")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise ExpiredKey(f"the API key expired at {row.expires_at.isoformat()}")
+    touch = row.last_used_at is None or now - row.last_used_at >= touch_resolution
+    principal = Principal(
+        account_id=row.account_id,
+        account_name=row.account_name,
+        account_kind=AccountKind(row.account_kind),
+        key_id=public_id,
+        scopes=frozenset(Scope(s) for s in row.scopes.split()),
+    )
+    return principal, touch
 
 
 def authenticate(
@@ -289,23 +326,10 @@ def authenticate(
     now = now or utcnow()
     public_id, secret = split_key(raw_key)
     row = session.execute(_KEY_LOOKUP, {"key_id": public_id}).first()
-    # Compare against a dummy hash when the id is unknown so both paths cost the same.
-    expected = row.secret_sha256 if row is not None else "0" * 64
-    if not hmac.compare_digest(expected, _hash_secret(secret)) or row is None:
-        raise InvalidKey("the API key is not valid")
-    if row.revoked_at is not None:
-        raise InvalidKey("the API key is not valid")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise ExpiredKey(f"the API key expired at {row.expires_at.isoformat()}")
-    if row.last_used_at is None or now - row.last_used_at >= touch_resolution:
-        session.execute(_TOUCH, {"key_id": public_id, "now": now})
-    return Principal(
-        account_id=row.account_id,
-        account_name=row.account_name,
-        account_kind=AccountKind(row.account_kind),
-        key_id=public_id,
-        scopes=frozenset(Scope(s) for s in row.scopes.split()),
-    )
+    principal, touch = check_key_row(row, public_id, secret, now, touch_resolution)
+    if touch:
+        session.execute(TOUCH_KEY, {"key_id": public_id, "now": now})
+    return principal
 
 
 def scopes_text(scopes: Sequence[str]) -> str:

@@ -7,6 +7,7 @@ database test runs on both. The schema is owned by Alembic migrations in
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -77,8 +78,24 @@ def _refuse_nul(
         raise InvalidInput("text must not contain NUL (U+0000) characters")
 
 
+class RawJSON(str):
+    """JSON text already serialised, for a JSON column: stored as it is (a value that is
+    serialised once for both the database and the response)."""
+
+    __slots__ = ()
+
+
+def _json_serializer(value: Any) -> str:
+    return value if isinstance(value, RawJSON) else json.dumps(value)
+
+
 def make_engine(
-    url: str, *, durable: bool = True, ping_idle_s: float | None = None, **kwargs: Any
+    url: str,
+    *,
+    durable: bool = True,
+    ping_idle_s: float | None = None,
+    lock_wait_ms: int | None = None,
+    **kwargs: Any,
 ) -> Engine:
     """Create an engine; for SQLite, create the folder and turn on WAL and foreign keys.
 
@@ -92,12 +109,20 @@ def make_engine(
 
     ``ping_idle_s``: check a pooled connection before use when it has been idle that long
     (a PostgreSQL restart or an idle timeout may have closed it), a lost one is replaced.
+
+    ``lock_wait_ms``: how long a statement may wait for another transaction's lock before
+    it fails with an error ``is_lock_timeout`` recognises (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``; PostgreSQL statements also end after 100 times that,
+    ``statement_timeout``). None: 30 s for SQLite, PostgreSQL's defaults. For work run on
+    the event loop, which must never wait long (see ``api.routers.quotes``).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        busy_s = 30.0 if lock_wait_ms is None else lock_wait_ms / 1000
+        kwargs.setdefault("connect_args", {"timeout": busy_s})
+    kwargs.setdefault("json_serializer", _json_serializer)
     engine = create_engine(url, **kwargs)
     event.listen(engine, "before_cursor_execute", _refuse_nul)
     if ping_idle_s is not None and engine.dialect.name != "sqlite":  # a file never goes away
@@ -111,20 +136,38 @@ def make_engine(
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_s * 1000)}")
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.close()
 
-    elif not durable and engine.dialect.name == "postgresql":
+    elif engine.dialect.name == "postgresql" and (not durable or lock_wait_ms is not None):
+        settings = [] if durable else ["SET synchronous_commit TO OFF"]
+        if lock_wait_ms is not None:
+            settings.append(f"SET lock_timeout TO {int(lock_wait_ms)}")
+            settings.append(f"SET statement_timeout TO {100 * int(lock_wait_ms)}")
 
         @event.listens_for(engine, "connect")
-        def _pg_relaxed(dbapi_conn: Any, _record: Any) -> None:
+        def _pg_settings(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("SET synchronous_commit TO OFF")  # for the connection's lifetime
+            for statement in settings:  # for the connection's lifetime
+                cur.execute(statement)
             cur.close()
             dbapi_conn.commit()
 
     return engine
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Did a statement give up waiting for a lock (``make_engine(lock_wait_ms=...)``):
+    SQLite ``database is locked`` (SQLITE_BUSY), PostgreSQL ``lock_not_available`` or
+    ``query_canceled`` (a statement timeout)?"""
+    orig = getattr(exc, "orig", None)
+    if not isinstance(exc, OperationalError) or orig is None:
+        return False
+    name = getattr(orig, "sqlite_errorname", None) or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):  # also BUSY_SNAPSHOT and such
+        return True
+    return getattr(orig, "sqlstate", None) in ("55P03", "57014")
 
 
 _CHECKED_IN = "oceanmart_checked_in"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint, func, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -216,10 +218,17 @@ def _info(row: PriceBook) -> BookInfo:
     )
 
 
-def database_key(session: Session) -> str:
-    """Which database a session reads (caches of immutable rows are kept per database)."""
-    bind = session.get_bind()
-    return str(bind.engine.url)
+_DATABASE_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def database_key(db: Session | Connection) -> str:
+    """Which database a session or connection reads (caches of immutable rows are kept
+    per database): its engine's URL, rendered once per engine."""
+    engine = db.engine if isinstance(db, Connection) else db.get_bind().engine
+    key = _DATABASE_KEYS.get(engine)
+    if key is None:
+        key = _DATABASE_KEYS[engine] = str(engine.url)
+    return key
 
 
 # Price-book rows never change (a save appends a version), so each is parsed once per

@@ -27,7 +27,7 @@ import dataclasses
 import json
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,11 +45,12 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal,
     select,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
@@ -59,10 +60,20 @@ from catalog.products import OPERATOR, ProductInfo, Viewer, get_product
 from catalog.sea_areas import SeaArea, SeaAreaInfo, resolve_area
 from catalog.selection import Selection, selection_from_json
 from catalog.store import DataStore
-from oceanmart.accounts import Account, Principal, Scope
-from oceanmart.db import Base, UTCDateTime, utcnow
+from oceanmart.accounts import (
+    ACCOUNT_ID,
+    TOUCH_KEY,
+    Account,
+    Principal,
+    Scope,
+    check_key_row,
+    key_lookup,
+    split_key,
+)
+from oceanmart.db import Base, RawJSON, UTCDateTime, utcnow
 from oceanmart.errors import (
     AlreadyExists,
+    InvalidInput,
     InvalidParameter,
     NotForSale,
     NotFound,
@@ -73,7 +84,7 @@ from pricing.books import BookInfo, PriceBook, PriceRules, database_key, get_boo
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
 from pricing.entitlements import Entitlement, viewer_for
 from pricing.money import Currency, Money
-from pricing.orders import FREE_CELLS_USED, month_start
+from pricing.orders import FREE_CELLS_USED, HOLDING, Order, month_start
 from pricing.signing import QuoteSigner
 
 
@@ -125,6 +136,7 @@ def tier_of(session: Session, account_id: int) -> str | None:
 
 
 _PROFILES = cast(Table, CustomerProfile.__table__)
+_ORDERS = cast(Table, Order.__table__)
 _TIER = select(_PROFILES.c.tier).where(_PROFILES.c.account_id == bindparam("account_id"))
 # A buyer's tier and the free cells it used this month, in one round trip.
 _BUYER_FACTS = select(
@@ -324,21 +336,25 @@ class PricedRequest:
 # Product versions are immutable, so a product's catalog view only changes with its row
 # (a new current version, an edit): keep the view per (database, id, version, updated_at)
 # and read just those columns per quote instead of the product, version and variable rows.
-_PRODUCTS: dict[tuple[str, str, str, datetime], ProductInfo] = {}
+_PRODUCTS: LRU[tuple[str, str, str, datetime], ProductInfo] = LRU(256)
 
 _PRODUCT_TABLE = cast(Table, Product.__table__)
 _BOOK_TABLE = cast(Table, PriceBook.__table__)
 # The product row's state and its newest price book's id, in one round trip.
-_PRODUCT_STATE = select(
+_NEWEST_BOOK = (
+    select(_BOOK_TABLE.c.id)
+    .where(_BOOK_TABLE.c.product_id == bindparam("product_id"))
+    .order_by(_BOOK_TABLE.c.version.desc())
+    .limit(1)
+)
+_PRODUCT_STATE = select(_PRODUCT_TABLE.c.current_version_id).where(
+    _PRODUCT_TABLE.c.id == bindparam("product_id")
+)
+_PRODUCT_STATE_ROW = select(
     _PRODUCT_TABLE.c.current_version_id,
     _PRODUCT_TABLE.c.visibility,
     _PRODUCT_TABLE.c.updated_at,
-    select(_BOOK_TABLE.c.id)
-    .where(_BOOK_TABLE.c.product_id == _PRODUCT_TABLE.c.id)
-    .order_by(_BOOK_TABLE.c.version.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("book_id"),
+    _NEWEST_BOOK.scalar_subquery().label("book_id"),
 ).where(_PRODUCT_TABLE.c.id == bindparam("product_id"))
 
 
@@ -351,7 +367,18 @@ def _viewer_of(session: Session, who: Viewer | Principal) -> Viewer:
 def _product_and_book(
     session: Session, product_id: str, who: Viewer | Principal
 ) -> tuple[ProductInfo, int | None]:
-    row = session.execute(_PRODUCT_STATE, {"product_id": product_id}).first()
+    row = session.execute(_PRODUCT_STATE_ROW, {"product_id": product_id}).first()
+    return _product_of_state(session, product_id, who, row)
+
+
+def _product_of_state(
+    session: Session, product_id: str, who: Viewer | Principal, row: Any
+) -> tuple[ProductInfo, int | None]:
+    """The product view (cached by its row's state) and its newest book's id, from a row
+    with the product's ``current_version_id``, ``visibility``, ``updated_at`` and
+    ``book_id`` (all None: no such product)."""
+    if row is not None and row.visibility is None:
+        row = None
     visible = row is not None and (
         row.visibility != "private" or _viewer_of(session, who).sees(product_id, "private")
     )
@@ -359,11 +386,7 @@ def _product_and_book(
         # raises the catalog's NotFound
         return get_product(session, product_id, _viewer_of(session, who)), None
     key = (database_key(session), product_id, row.current_version_id, row.updated_at)
-    info = _PRODUCTS.get(key)
-    if info is None:
-        if len(_PRODUCTS) > 256:
-            _PRODUCTS.clear()
-        info = _PRODUCTS[key] = get_product(session, product_id, OPERATOR)  # seen above
+    info = _PRODUCTS.get_or_make(key, lambda: get_product(session, product_id, OPERATOR))
     return info, row.book_id
 
 
@@ -514,17 +537,40 @@ def create_quote(
     book = get_book(session, book_id)
     _check_offer(session, req, book, principal, now)
     customer = customer_for(session, principal, req.product, book.rules, now)
+    return _sign_and_store(
+        session.connection(), session, store, signer, principal, product, book, customer, req, now
+    )[0]
+
+
+def _sign_and_store(
+    conn: Connection,
+    session: Session,
+    store: DataStore,
+    signer: QuoteSigner,
+    principal: Principal,
+    product: ProductInfo,
+    book: BookInfo,
+    customer: Customer,
+    req: QuoteRequest,
+    now: datetime,
+) -> tuple[dict[str, Any], RawJSON]:
+    """Plan (cached), price (cached), sign and store; the body and its JSON text, which is
+    what is stored and what the API answers (serialised once)."""
     done = plan_product(session, store, product, req)
     planned = done.plan
-    priced = price_with_book(done, book, database_key(session), customer, now)
+    priced = price_with_book(done, book, database_key(conn), customer, now)
     quote_id = "q_" + secrets.token_hex(16)
     body = build_body(quote_id, principal, product, planned, req, done.component, book, priced)
     digest, signature = signer.sign(body)
     body["signer"] = signer.address
     body["digest"] = digest
     body["signature"] = signature
-    _record_subset(session, planned)
-    session.execute(
+    # As the API's JSON responses are written (compact, UTF-8).
+    text = RawJSON(json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+    if "\\u0000" in text:  # a NUL in some text of the body: refused as in every column
+        raise InvalidInput("text must not contain NUL (U+0000) characters")
+    _record_subset(conn, planned)
+    conn.execute(
         _INSERT_QUOTE,
         {
             "id": quote_id,
@@ -536,14 +582,100 @@ def create_quote(
             "currency": priced.currency.value,
             "total": priced.total,
             "free_cells": priced.free_cells,
-            "body": body,
+            "body": text,
             "digest": digest,
             "signature": signature,
             "created_at": now,
             "expires_at": priced.expires_at,
         },
     )
-    return body
+    return body, text
+
+
+_TIER_OF_ACCOUNT = (
+    select(_PROFILES.c.tier).where(_PROFILES.c.account_id == ACCOUNT_ID).scalar_subquery()
+)
+# The monthly free cells used, as pricing.orders.FREE_CELLS_USED counts them, for the
+# key's account; the statuses written out (an expanding IN is re-rendered per execution).
+_FREE_CELLS_OF_ACCOUNT = (
+    select(func.coalesce(func.sum(_ORDERS.c.free_cells), 0))
+    .where(
+        _ORDERS.c.account_id == ACCOUNT_ID,
+        _ORDERS.c.product_id == bindparam("product_id"),
+        _ORDERS.c.status.in_([literal(s.value) for s in HOLDING]),
+        _ORDERS.c.created_at >= bindparam("month_start"),
+    )
+    .scalar_subquery()
+)
+# Everything a quote reads before planning, in one round trip: the key and its account
+# (oceanmart.accounts.check_key_row), the product's state and its newest price book,
+# and the buyer's tier and free cells used this month.
+_QUOTE_FACTS = key_lookup(
+    _PRODUCT_STATE.scalar_subquery().label("current_version_id"),
+    select(_PRODUCT_TABLE.c.visibility)
+    .where(_PRODUCT_TABLE.c.id == bindparam("product_id"))
+    .scalar_subquery()
+    .label("visibility"),
+    select(_PRODUCT_TABLE.c.updated_at)
+    .where(_PRODUCT_TABLE.c.id == bindparam("product_id"))
+    .scalar_subquery()
+    .label("updated_at"),
+    _NEWEST_BOOK.scalar_subquery().label("book_id"),
+    _TIER_OF_ACCOUNT.label("tier"),
+    _FREE_CELLS_OF_ACCOUNT.label("free_cells_used"),
+)
+
+
+def quote_for_key(
+    engine: Engine,
+    store: DataStore,
+    signer: QuoteSigner,
+    raw_key: str,
+    scope: Scope,
+    req: QuoteRequest,
+    *,
+    touch_resolution: timedelta,
+    admitted: Callable[[Principal], None],
+) -> RawJSON:
+    """``POST /v1/quotes`` in one transaction: the key (checked on every request, so a
+    revoked key fails at once; ``admitted`` is told the caller before anything else, for
+    the rate limit), then the quote as ``create_quote`` makes it; its JSON text.
+
+    What ``create_quote`` reads in several statements is one statement here; the product
+    view and the price book come from their caches unless the product row or the newest
+    book changed. Errors come in the same order: a bad key before a bad selection."""
+    now_exact = utcnow()
+    now = now_exact.replace(microsecond=0)
+    public_id, secret = split_key(raw_key)
+    # A Core connection and transaction: the ORM session (for what is not cached: a
+    # product view, a price book, a sea area) joins it without owning it.
+    with engine.begin() as conn, Session(bind=conn) as session:
+        params = {"key_id": public_id, "product_id": req.product, "month_start": month_start(now)}
+        row = conn.execute(_QUOTE_FACTS, params).first()
+        principal, touch = check_key_row(row, public_id, secret, now_exact, touch_resolution)
+        if touch:
+            conn.execute(TOUCH_KEY, {"key_id": public_id, "now": now_exact})
+        admitted(principal)
+        principal.require(scope)
+        assert row is not None
+        product, book_id = _product_of_state(session, req.product, principal, row)
+        if book_id is None:
+            raise NotForSale(
+                f"product {req.product!r} has no price book yet",
+                extensions={"product": req.product},
+            )
+        book = get_book(session, book_id)
+        _check_offer(session, req, book, principal, now)
+        rules = book.rules
+        customer = Customer(
+            account=principal.account_name,
+            license=License.for_account_kind(principal.account_kind.value),
+            tier=row.tier if rules.customer_tiers else None,
+            free_cells_used=int(row.free_cells_used or 0) if rules.monthly_free_cells else 0,
+        )
+        return _sign_and_store(
+            conn, session, store, signer, principal, product, book, customer, req, now
+        )[1]
 
 
 # Core statements built once and run with parameters: building an INSERT with ``values()``
@@ -567,12 +699,12 @@ _INSERT_SUBSET = {
 _STORED_SUBSETS: set[tuple[str, str]] = set()
 
 
-def _record_subset(session: Session, planned: Plan) -> None:
-    known = (database_key(session), planned.subset_id)
+def _record_subset(conn: Connection, planned: Plan) -> None:
+    known = (database_key(conn), planned.subset_id)
     if known in _STORED_SUBSETS:
         return
-    result = session.execute(
-        _INSERT_SUBSET[session.get_bind().dialect.name],
+    result = conn.execute(
+        _INSERT_SUBSET[conn.dialect.name],
         {
             "id": planned.subset_id,
             "product_id": planned.product_id,
