@@ -85,10 +85,10 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _sessions(settings: Settings, *, check_schema: bool = True) -> sessionmaker[Session]:
-    from oceanmart.db import current_revision, head_revision, make_sessionmaker
+    from oceanmart.db import make_sessionmaker, schema_is_current
 
     engine = _engine(settings)
-    if check_schema and current_revision(engine) != head_revision(engine):
+    if check_schema and not schema_is_current(engine):
         raise OceanMartError("the database schema is not up to date: run `oceanmart db upgrade`")
     return make_sessionmaker(engine)
 
