@@ -67,8 +67,15 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     relaxed = make_engine(settings.database_url, durable=False, ping_idle_s=2.0)
     # The same, for quotes run on the event loop: a statement gives up on a lock at once
     # (the quote then waits in a worker thread through ``relaxed``; api.routers.quotes).
+    # On PostgreSQL its statements commit themselves: a quote reads in one statement and
+    # writes in one (pricing.quotes), so no BEGIN and COMMIT round trips either.
+    pg = settings.database_url.startswith("postgresql")
     on_loop = make_engine(
-        settings.database_url, durable=False, ping_idle_s=2.0, lock_wait_ms=LOOP_LOCK_WAIT_MS
+        settings.database_url,
+        durable=False,
+        ping_idle_s=2.0,
+        lock_wait_ms=LOOP_LOCK_WAIT_MS,
+        **({"isolation_level": "AUTOCOMMIT"} if pg else {}),
     )
     store = DataStore.from_settings(settings)
     runner = JobRunner(

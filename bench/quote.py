@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _collect(out: Any, procs: list[Any], deadline: float) -> list[Any]:
+    """Every client's result; exits (never hangs) when a client died without sending
+    one or when the clients outlive ``deadline`` (a request stuck past its timeout)."""
+    results: list[Any] = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=1.0))
+            continue
+        except queue.Empty:
+            pass
+        dead = [p for p in procs if p.exitcode not in (None, 0)]
+        if dead or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            why = f"client exit codes {[p.exitcode for p in dead]}" if dead else "timed out"
+            raise SystemExit(f"load: {len(results)} of {len(procs)} clients reported ({why})")
+    return results
+
+
 def load(url: str, key: str, clients: int, seconds: float, pid: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -102,7 +122,7 @@ def load(url: str, key: str, clients: int, seconds: float, pid: int) -> dict[str
     for p in procs:
         p.start()
     cpu0 = cpu_seconds(pid)
-    results = [out.get() for _ in procs]
+    results = _collect(out, procs, deadline=time.monotonic() + 2.0 + seconds + 60)
     cpu = cpu_seconds(pid) - cpu0
     for p in procs:
         p.join()

@@ -50,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.components import check_call
@@ -553,9 +553,11 @@ def _sign_and_store(
     customer: Customer,
     req: QuoteRequest,
     now: datetime,
+    touch: tuple[str, datetime] | None = None,
 ) -> tuple[dict[str, Any], RawJSON]:
-    """Plan (cached), price (cached), sign and store; the body and its JSON text, which is
-    what is stored and what the API answers (serialised once)."""
+    """Plan (cached), price (cached), sign and store (and write the key's last use when
+    ``touch`` says so: key id, time); the body and its JSON text, which is what is stored
+    and what the API answers (serialised once)."""
     done = plan_product(session, store, product, req)
     planned = done.plan
     priced = price_with_book(done, book, database_key(conn), customer, now)
@@ -569,27 +571,79 @@ def _sign_and_store(
     text = RawJSON(json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")))
     if "\\u0000" in text:  # a NUL in some text of the body: refused as in every column
         raise InvalidInput("text must not contain NUL (U+0000) characters")
+    row = {
+        "id": quote_id,
+        "account_id": principal.account_id,
+        "product_id": product.id,
+        "subset_id": planned.subset_id,
+        "price_book_id": book.id,
+        "offer": req.offer.value,
+        "currency": priced.currency.value,
+        "total": priced.total,
+        "free_cells": priced.free_cells,
+        "body": text,
+        "digest": digest,
+        "signature": signature,
+        "created_at": now,
+        "expires_at": priced.expires_at,
+    }
+    if conn.dialect.name == "postgresql":
+        _store_in_one_statement(conn, planned, row, touch)
+        return body, text
+    if touch is not None:
+        conn.execute(TOUCH_KEY, {"key_id": touch[0], "now": touch[1]})
     _record_subset(conn, planned)
-    conn.execute(
-        _INSERT_QUOTE,
-        {
-            "id": quote_id,
-            "account_id": principal.account_id,
-            "product_id": product.id,
-            "subset_id": planned.subset_id,
-            "price_book_id": book.id,
-            "offer": req.offer.value,
-            "currency": priced.currency.value,
-            "total": priced.total,
-            "free_cells": priced.free_cells,
-            "body": text,
-            "digest": digest,
-            "signature": signature,
-            "created_at": now,
-            "expires_at": priced.expires_at,
-        },
-    )
+    conn.execute(_INSERT_QUOTE, row)
     return body, text
+
+
+# PostgreSQL: the key's last use, the subset and the quote written by one statement (one
+# round trip, atomic even on an autocommit connection: the event loop's engine), which
+# also says whether the subset was inserted. Its data-modifying CTEs always run; the
+# quote's foreign key to the subset is checked at the end of the statement.
+_PG_STORE = """
+WITH touched AS (
+    UPDATE api_keys SET last_used_at = %(touched_at)s
+    WHERE %(touch)s AND id = %(key_id)s
+    RETURNING 1
+), subset AS (
+    INSERT INTO subsets (id, product_id, version_id, selection, copy, cells, bytes, created_at)
+    SELECT %(subset_id)s, %(product_id)s, %(version_id)s, %(selection)s::json,
+           %(copy)s, %(cells)s, %(bytes)s, %(created_at)s
+    WHERE %(record_subset)s
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+INSERT INTO quotes (id, account_id, product_id, subset_id, price_book_id, offer, currency,
+                    total, free_cells, body, digest, signature, created_at, expires_at)
+VALUES (%(id)s, %(account_id)s, %(product_id)s, %(subset_id)s, %(price_book_id)s, %(offer)s,
+        %(currency)s, %(total)s, %(free_cells)s, %(body)s::json, %(digest)s, %(signature)s,
+        %(created_at)s, %(expires_at)s)
+RETURNING (SELECT count(*) FROM subset) AS subset_inserted
+"""
+
+
+def _store_in_one_statement(
+    conn: Connection, planned: Plan, row: dict[str, Any], touch: tuple[str, datetime] | None
+) -> None:
+    known = (database_key(conn), planned.subset_id)
+    record = known not in _STORED_SUBSETS
+    params = {
+        **row,
+        "body": str(row["body"]),
+        "touch": touch is not None,
+        "key_id": touch[0] if touch else "",
+        "touched_at": touch[1] if touch else row["created_at"],
+        "record_subset": record,
+        "version_id": planned.version_id,
+        "selection": json.dumps(planned.selection),
+        "copy": planned.copy,
+        "cells": planned.cells,
+        "bytes": planned.bytes,
+    }
+    inserted = conn.exec_driver_sql(_PG_STORE, params).scalar_one()
+    if record and not inserted:  # the row was there (committed: ON CONFLICT waited)
+        _remember_subset(known)
 
 
 _TIER_OF_ACCOUNT = (
@@ -653,8 +707,6 @@ def quote_for_key(
         params = {"key_id": public_id, "product_id": req.product, "month_start": month_start(now)}
         row = conn.execute(_QUOTE_FACTS, params).first()
         principal, touch = check_key_row(row, public_id, secret, now_exact, touch_resolution)
-        if touch:
-            conn.execute(TOUCH_KEY, {"key_id": public_id, "now": now_exact})
         admitted(principal)
         principal.require(scope)
         assert row is not None
@@ -674,8 +726,9 @@ def quote_for_key(
             free_cells_used=int(row.free_cells_used or 0) if rules.monthly_free_cells else 0,
         )
         return _sign_and_store(
-            conn, session, store, signer, principal, product, book, customer, req, now
-        )[1]
+            conn, session, store, signer, principal, product, book, customer, req, now,
+            touch=(public_id, now_exact) if touch else None,
+        )[1]  # fmt: skip
 
 
 # Core statements built once and run with parameters: building an INSERT with ``values()``
@@ -686,8 +739,13 @@ _INSERT_SUBSET = {
     # ``catalog.products.record_subset`` as one INSERT ... ON CONFLICT DO NOTHING: racing
     # first quotes of a selection record its (deterministic) subset once, with no
     # read-then-write (which SQLite refuses under concurrent writers) and no savepoint.
-    "postgresql": postgresql.insert(_SUBSET_TABLE).on_conflict_do_nothing(index_elements=["id"]),
-    "sqlite": sqlite.insert(_SUBSET_TABLE).on_conflict_do_nothing(index_elements=["id"]),
+    # RETURNING tells whether the row was inserted (psycopg's rowcount here is -1).
+    "postgresql": postgresql.insert(_SUBSET_TABLE)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(_SUBSET_TABLE.c.id),
+    "sqlite": sqlite.insert(_SUBSET_TABLE)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(_SUBSET_TABLE.c.id),
 }
 
 
@@ -716,10 +774,14 @@ def _record_subset(conn: Connection, planned: Plan) -> None:
             "created_at": utcnow(),
         },
     )
-    if cast(CursorResult[Any], result).rowcount == 0:
-        if len(_STORED_SUBSETS) > 100_000:
-            _STORED_SUBSETS.clear()
-        _STORED_SUBSETS.add(known)
+    if result.first() is None:  # nothing inserted: the row was there
+        _remember_subset(known)
+
+
+def _remember_subset(known: tuple[str, str]) -> None:
+    if len(_STORED_SUBSETS) > 100_000:
+        _STORED_SUBSETS.clear()
+    _STORED_SUBSETS.add(known)
 
 
 def get_quote(session: Session, quote_id: str, principal: Principal | None = None) -> Quote:

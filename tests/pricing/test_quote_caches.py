@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,3 +85,17 @@ def test_the_lru_is_bounded_and_keeps_the_recently_used() -> None:
     assert len(cache) == 2 and cache.get(2) is None
     assert cache.get_or_make(1, lambda: "x") == "a"
     assert cache.get_or_make(4, lambda: "d") == "d" and cache.get(3) is None
+
+
+def test_a_subset_found_stored_is_not_inserted_again(env: Env, priced: str) -> None:
+    """On both backends a quote learns that its subset row was already there (on
+    PostgreSQL the INSERT's rowcount says nothing: the statement tells it)."""
+    import pricing.quotes as quotes
+
+    _, key = buyer(env)
+    north = 10 + secrets.randbelow(10**6) / 10**7  # a selection no other test quoted
+    req = QuoteRequest(product=priced, selection={**SMALL, "bbox": [-10, -10, 10, north]})
+    first = _quote(env, key, req)  # inserts the subset row
+    assert not any(sid == first["subset_id"] for _, sid in quotes._STORED_SUBSETS)
+    _quote(env, key, req)  # finds it there
+    assert any(sid == first["subset_id"] for _, sid in quotes._STORED_SUBSETS)
