@@ -7,13 +7,10 @@ CoverageJSON (default), GeoJSON, CSV or NetCDF, streamed.
 
 from __future__ import annotations
 
-import contextvars
-import functools
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +220,6 @@ async def _query(serving: Serving, query: str, **params: str | None) -> Response
         raise _edr_error(exc) from None
 
 
-@functools.cache
-def _metering() -> ThreadPoolExecutor:
-    """Threads that commit access records while the answer is encoded (see ``_answer``)."""
-    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="oceanmart-metering")
-
-
 @dataclass(slots=True)
 class _Answer:
     """What the worker thread hands back to the event loop."""
@@ -281,15 +272,6 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                     selected, planned = engine.cut(
                         store, product, selection, settings.max_request_bytes
                     )
-                delivery = Delivery(
-                    product_id=product.id,
-                    version_id=version,
-                    channel=Channel.EDR,
-                    selection_hash=planned.subset_id,
-                    cells=planned.cells,
-                    bytes=planned.bytes,
-                )
-                recorded = False
                 if planned.bytes_to_read > settings.heavy_request_bytes:
                     stack.enter_context(limiter.heavy(gate.principal.key_id))
                 body: bytes | Iterator[bytes] | None = None
@@ -303,20 +285,19 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 else:
                     body = _pieces(kind, selected)
                     if planned.bytes <= WHOLE_BYTES:
-                        # The metering commit waits for the disk (an fsync: 1-4 ms on
-                        # this VM) without the GIL: the answer is encoded meanwhile. Both
-                        # finish before anything is sent; a refused delivery (quota)
-                        # raises here and the encoded body is dropped.
-                        context = contextvars.copy_context()  # (request id in log lines)
-                        pending = _metering().submit(context.run, gate.record, delivery, access_id)
-                        try:
-                            body = b"".join(body)
-                        finally:
-                            pending.result()
-                        recorded = True
+                        body = b"".join(body)
                         stack.close()
-            if not recorded:
-                gate.record(delivery, access_id)
+            gate.record(
+                Delivery(
+                    product_id=product.id,
+                    version_id=version,
+                    channel=Channel.EDR,
+                    selection_hash=planned.subset_id,
+                    cells=planned.cells,
+                    bytes=planned.bytes,
+                ),
+                access_id,
+            )
             return _Answer(body, stack, kind, product.id, version, access_id, tmp)
         except BaseException:
             stack.close()

@@ -297,28 +297,3 @@ def test_a_query_decides_its_gate_in_its_own_worker_thread(
     )
     assert r.status_code == 200, r.text
     assert r.headers["oceanmart-access-id"].startswith("acc_")
-
-
-def test_a_small_answer_is_encoded_while_its_access_is_committed(
-    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The metering commit (which waits for the disk) runs in a metering thread while the
-    query's thread encodes; the answer leaves only after both, under the same access id."""
-    import threading
-
-    import api.deps
-
-    threads: list[str] = []
-    record = api.deps.Entitled.record
-
-    def spy(self: api.deps.Entitled, *args: object, **kw: object) -> object:
-        threads.append(threading.current_thread().name)
-        return record(self, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(api.deps.Entitled, "record", spy)
-    r = client.get(
-        f"/edr/collections/{NAVY}/position",
-        params={"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"},
-    )
-    assert r.status_code == 200, r.text
-    assert len(threads) == 1 and threads[0].startswith("oceanmart-metering")
