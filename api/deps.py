@@ -43,7 +43,7 @@ from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParamete
 from oceanmart.settings import Settings
 from oceanmart.web_sessions import WebUser, check_csrf, check_session
 from pricing.checkout import Payments
-from pricing.entitlements import EntitlementInfo, check_access, viewer_for
+from pricing.entitlements import EntitlementInfo, check_access, holdings, viewer_for
 from pricing.metering import AccessInfo, Delivery, record_access
 
 
@@ -281,6 +281,8 @@ class Entitled:
                 entitlement_id=entitlement.id if entitlement else None,
                 delivery=delivery,
                 access_id=access_id,
+                # read in this request (the gate, or just above): no quota, no re-read
+                metered=entitlement is not None and entitlement.quota_cells is not None,
             )
 
     def area(self, selection: dict[str, object]) -> SeaAreaInfo | None:
@@ -314,14 +316,16 @@ def _gate(
     bad_body: InvalidParameter | None = None,
 ) -> Entitled:
     """The key, its scope and the entitlement, decided in one session (and one worker
-    thread): a data request reaches its data after one database round of four reads."""
+    thread): a data request reaches its data after one database round of three reads
+    (the key, the account's entitlements, the product)."""
     job = None
     subset = None
     with transaction(sessions) as session:  # a transaction: the key's last use is touched
         principal = key.principal(session)
         if bad_body is not None:
             raise bad_body
-        viewer = viewer_for(session, principal)
+        held = holdings(session, principal)  # what it may see and read, in one read
+        viewer = held.viewer
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
             product = get_product(session, job.product_id, viewer, job.version_id)
@@ -332,7 +336,11 @@ def _gate(
             product = get_product(session, params["product_id"], viewer)
         else:  # a setup mistake: caught by the gate test, never by a user
             raise TypeError("a data route names neither a product, a subset nor a job")
-        entitlement = entitle(session, principal, product, subset)
+        entitlement = (
+            None
+            if product.visibility == "public"  # as ``entitle`` decides
+            else held.access(session, product.id, subset.id if subset else None)
+        )
     return Entitled(principal, product, entitlement, subset, sessions, ledger, job)
 
 
@@ -360,16 +368,30 @@ def run_source(
     return Source(store, product, area)
 
 
-async def data_gate(
-    request: Request,
-    raw: RawKeyDep,
-    sessions: SessionsDep,
-    ledger: LedgerDep,
-) -> Entitled:
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The data gate's question, asked but not yet answered: ``decide`` answers it (in a
+    worker thread: it reads the database) with an ``Entitled`` or an error. Routes take
+    ``EntitledDep`` (decided before the route runs); a route that does its work in a
+    worker thread anyway takes ``GateDep`` and decides first thing in that thread (one
+    thread hop per request instead of two). The entitlement matrix test covers both."""
+
+    key: KeyCheck
+    params: dict[str, Any]
+    sessions: sessionmaker[Session]
+    ledger: Ledger
+    bad_body: InvalidParameter | None = None
+
+    def decide(self) -> Entitled:
+        return _gate(self.key, self.params, self.sessions, self.ledger, self.bad_body)
+
+
+async def data_gate(request: Request, raw: RawKeyDep) -> Gate:
     """THE gate of every data route: key, `data:read` scope and an entitlement covering
     what the route serves: a product (path parameter ``product_id``, or the ``product``
     of a component run's JSON body; a public product needs no entitlement), a saved
-    subset (``subset_id``) or the result of one of the caller's jobs (``job_id``).
+    subset (``subset_id``) or the result of one of the caller's jobs (``job_id``). A
+    request without any key is refused here; the rest is decided by ``Gate.decide``.
 
     ``tests/api/test_gate.py`` walks the route table and fails on any data route without it.
     """
@@ -388,11 +410,19 @@ async def data_gate(
         elif not isinstance(product_id, str) or not product_id:
             bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
+    state = request.app.state  # (SessionsDep and LedgerDep, without resolving them)
     key = KeyCheck(raw, Scope.DATA_READ, request)
-    return await run_in_threadpool(_gate, key, params, sessions, ledger, bad_body)
+    return Gate(key, params, state.sessions, state.ledger, bad_body)
 
 
-EntitledDep = Annotated[Entitled, Depends(data_gate)]
+GateDep = Annotated[Gate, Depends(data_gate)]
+
+
+async def _entitled(gate: GateDep) -> Entitled:
+    return await run_in_threadpool(gate.decide)
+
+
+EntitledDep = Annotated[Entitled, Depends(_entitled)]
 
 
 CONSOLE_COOKIE = "om_console"

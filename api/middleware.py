@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import parse_qsl, urlencode
 from uuid import uuid4
@@ -12,6 +13,7 @@ from asgi_correlation_id.middleware import is_valid_uuid4
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("oceanmart.access")
+_access = logging.getLogger("oceanmart.access")  # the stdlib logger under ``log``
 
 _SECRET_PARAMS = {"api_key", "key", "token", "access_token"}
 REQUEST_ID_HEADER = b"x-request-id"
@@ -70,15 +72,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            state = scope.get("state", {})
-            log.info(
-                "http.request",
-                method=scope["method"],
-                path=scope["path"],
-                query=redact_query(scope.get("query_string", b"")),
-                status=status,
-                ms=round((time.perf_counter() - start) * 1000, 2),
-                key_id=state.get("key_id"),
-                account=state.get("account"),
-            )
+            if _access.isEnabledFor(logging.INFO):  # (structlog's proxy costs ~30 us a call)
+                _log_request(scope, status, start)
             structlog.contextvars.clear_contextvars()
+
+
+def _log_request(scope: Scope, status: int, start: float) -> None:
+    state = scope.get("state", {})
+    log.info(
+        "http.request",
+        method=scope["method"],
+        path=scope["path"],
+        query=redact_query(scope.get("query_string", b"")),
+        status=status,
+        ms=round((time.perf_counter() - start) * 1000, 2),
+        key_id=state.get("key_id"),
+        account=state.get("account"),
+    )

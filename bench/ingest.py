@@ -8,7 +8,10 @@ Datasets: ETOPO5 from the corpus (9.3 M values) and generated 720x1440 float32 d
 series of 182 and 365 steps (189 M and 378 M values), so that doubling the input shows
 whether memory grows with it.
 
-Run: ``.venv/bin/python bench/ingest.py [--steps 182,365] [--keep]``.
+Run: ``.venv/bin/python bench/ingest.py [--steps 182,365] [--repeat N] [--keep]``.
+With ``--repeat N`` every dataset is run N times, plain xarray and OceanMart alternating
+(plain, ours, plain, ours...), so load that comes and goes hits both alike; each run is
+a row, with the UTC time and load average at its start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import netCDF4
@@ -77,6 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", default="182,365", help="generated series lengths")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per dataset, plain and ours alternating"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="om-bench-ingest-"))
     corpus = Path(os.environ.get("OCEANMART_CORPUS_DIR", ROOT / ".cache" / "corpus"))
@@ -98,27 +105,34 @@ def main() -> None:
     rows = []
     load_before = os.getloadavg()
     for i, (name, src, values) in enumerate(sources):
-        print(f"[bench] {i + 1}/{len(sources)} {name}: plain xarray", file=sys.stderr, flush=True)
-        plain_s, plain_rss, plain_cpu = measure(
-            [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}.zarr")], dict(os.environ)
-        )
-        shutil.rmtree(work / f"plain{i}.zarr")
-        print(f"[bench] {i + 1}/{len(sources)} {name}: oceanmart", file=sys.stderr, flush=True)
-        env = {
-            **os.environ,
-            "OCEANMART_VAR_DIR": str(work / f"var{i}"),
-            "OCEANMART_CORPUS_DIR": str(corpus),
-            "OCEANMART_LOG_LEVEL": "WARNING",
-        }
-        subprocess.run(
-            [str(BIN / "oceanmart"), "db", "upgrade"], env=env, check=True, capture_output=True
-        )
-        om_s, om_rss, om_cpu = measure(
-            [str(BIN / "oceanmart"), "ingest", str(src), "--product", f"bench-{i}"], env
-        )
-        shutil.rmtree(work / f"var{i}")
-        mb = src.stat().st_size / 1e6
-        rows.append((name, values, mb, plain_s, plain_rss, plain_cpu, om_s, om_rss, om_cpu))
+        for k in range(args.repeat):
+            label = f"{name}, run {k + 1}" if args.repeat > 1 else name
+            started = datetime.now(UTC).strftime("%H:%M:%S")
+            load = os.getloadavg()[0]
+            print(f"[bench] {label}: plain xarray", file=sys.stderr, flush=True)
+            plain_s, plain_rss, plain_cpu = measure(
+                [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}.zarr")],
+                dict(os.environ),
+            )
+            shutil.rmtree(work / f"plain{i}.zarr")
+            print(f"[bench] {label}: oceanmart", file=sys.stderr, flush=True)
+            env = {
+                **os.environ,
+                "OCEANMART_VAR_DIR": str(work / f"var{i}"),
+                "OCEANMART_CORPUS_DIR": str(corpus),
+                "OCEANMART_LOG_LEVEL": "WARNING",
+            }
+            subprocess.run(
+                [str(BIN / "oceanmart"), "db", "upgrade"], env=env, check=True, capture_output=True
+            )
+            om_s, om_rss, om_cpu = measure(
+                [str(BIN / "oceanmart"), "ingest", str(src), "--product", f"bench-{i}"], env
+            )
+            shutil.rmtree(work / f"var{i}")
+            mb = src.stat().st_size / 1e6
+            plain = (plain_s, plain_rss, plain_cpu)
+            ours = (om_s, om_rss, om_cpu)
+            rows.append((label, values, mb, *plain, *ours, started, load))
     if not args.keep:
         shutil.rmtree(work)
 
@@ -128,15 +142,15 @@ def main() -> None:
     )
     print(f"load average before: {load_before}, after: {os.getloadavg()}")
     print(
-        f"{'dataset':26} {'values':>11} {'src MB':>7} {'plain s':>8} {'plain MB/s':>10} "
-        f"{'plain RSS':>9} {'plain cpu':>9} {'ours s':>7} {'ours MB/s':>9} {'ours RSS':>8} "
-        f"{'ours cpu':>8} {'time ratio':>10} {'cpu ratio':>9}"
+        f"{'dataset':34} {'UTC':>8} {'load':>5} {'values':>11} {'src MB':>7} {'plain s':>8} "
+        f"{'plain MB/s':>10} {'plain RSS':>9} {'plain cpu':>9} {'ours s':>7} {'ours MB/s':>9} "
+        f"{'ours RSS':>8} {'ours cpu':>8} {'time ratio':>10} {'cpu ratio':>9}"
     )
-    for name, values, mb, ps, prss, pcpu, os_, orss, ocpu in rows:
+    for name, values, mb, ps, prss, pcpu, os_, orss, ocpu, utc, load in rows:
         print(
-            f"{name:26} {values:>11} {mb:>7.0f} {ps:>8.1f} {mb / ps:>10.1f} {prss:>7.0f}MB "
-            f"{pcpu:>8.1f}s {os_:>7.1f} {mb / os_:>9.1f} {orss:>6.0f}MB {ocpu:>7.1f}s "
-            f"{os_ / ps:>10.2f} {ocpu / pcpu:>9.2f}"
+            f"{name:34} {utc:>8} {load:>5.1f} {values:>11} {mb:>7.0f} {ps:>8.2f} "
+            f"{mb / ps:>10.1f} {prss:>7.0f}MB {pcpu:>8.2f}s {os_:>7.2f} {mb / os_:>9.1f} "
+            f"{orss:>6.0f}MB {ocpu:>7.2f}s {os_ / ps:>10.2f} {ocpu / pcpu:>9.2f}"
         )
     print(
         "\nRSS is the peak resident set of each run's own process (wait4 ru_maxrss); cpu is"

@@ -41,6 +41,7 @@ import xarray as xr
 from _common import BIN, ROOT, free_port, oceanmart, wait
 
 PRODUCT = "bench-sst"
+CASES = ("point", "map", "box", "zarr", "rate")
 
 # The peer opens a copy with xarray's defaults (dask, one task per stored chunk), but a
 # sharded copy without dask: there xarray's default makes each 2x2 inner chunk a dask
@@ -110,10 +111,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="for the rate at concurrency 16")
     parser.add_argument("--work", type=Path, help="reuse the product ingested by an earlier run")
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"comma-separated subset of {','.join(CASES)} (default: all)",
+    )
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    if not cases <= set(CASES):
+        raise SystemExit(f"--cases: unknown {', '.join(sorted(cases - set(CASES)))}")
     if not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `make bench-peer` first")
     work = args.work or Path(tempfile.mkdtemp(prefix="om-bench-serve-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "OCEANMART_VAR_DIR": str(work / "var"),
@@ -174,14 +184,13 @@ def main() -> None:
             return plan
 
         # 1. point time series via EDR position, CSV
-        print("[bench] point series", file=sys.stderr, flush=True)
         x, y = point()
         plan = planned({"point": [x, y], "variables": ["sst"]})
-        copy = plan["copy"]
+        point_copy = plan["copy"]
 
         def floor_point() -> object:
             a, b = point()
-            return sst[copy].sel(longitude=a, latitude=b, method="nearest").values
+            return sst[point_copy].sel(longitude=a, latitude=b, method="nearest").values
 
         def om_point() -> object:
             a, b = point()
@@ -191,105 +200,117 @@ def main() -> None:
         def peer_point() -> object:
             a, b = point()
             q = {"coords": f"POINT({a} {b})", "parameter-name": "sst", "f": "csv"}
-            return peer.get(f"/datasets/{copy}/edr/position", params=q).raise_for_status()
+            return peer.get(f"/datasets/{point_copy}/edr/position", params=q).raise_for_status()
 
-        rows.append(("point series 365 steps (EDR, CSV)", copy,
-                     *timings(floor_point, args.repeat), *timings(om_point, args.repeat),
-                     *timings(peer_point, args.repeat)))  # fmt: skip
-        extra.append(f"point series: bytes read / bytes returned = "
-                     f"{plan['bytes_to_read']} / {plan['bytes']} = "
-                     f"{plan['bytes_to_read'] / plan['bytes']:.1f}")  # fmt: skip
+        if "point" in cases:
+            print("[bench] point series", file=sys.stderr, flush=True)
+            rows.append(("point series 365 steps (EDR, CSV)", point_copy,
+                         *timings(floor_point, args.repeat), *timings(om_point, args.repeat),
+                         *timings(peer_point, args.repeat)))  # fmt: skip
+            extra.append(f"point series: bytes read / bytes returned = "
+                         f"{plan['bytes_to_read']} / {plan['bytes']} = "
+                         f"{plan['bytes_to_read'] / plan['bytes']:.1f}")  # fmt: skip
 
-        # 2. one global map step via EDR cube, NetCDF
-        print("[bench] global map step", file=sys.stderr, flush=True)
-        day = str(times[len(times) // 2])[:10]
-        cube = {"bbox": "-180,-90,180,90", "datetime": day, "parameter-name": "sst"}
-        plan = planned({"bbox": [-180, -90, 180, 90], "datetime": day, "variables": ["sst"]})
-        copy = plan["copy"]
-        step = len(times) // 2
-        rows.append(("one global map step (EDR cube, NetCDF)", copy,
-                     *timings(lambda: sst[copy].isel(time=step).values, args.repeat),
-                     *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
-                                             params={**cube, "f": "NetCDF"}).raise_for_status(),
-                              args.repeat),
-                     *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
-                                               params={**cube, "f": "nc"}).raise_for_status(),
-                              args.repeat)))  # fmt: skip
-        extra.append(f"global map: bytes read / bytes returned = {plan['bytes_to_read']} / "
-                     f"{plan['bytes']} = {plan['bytes_to_read'] / plan['bytes']:.2f}")  # fmt: skip
+        if "map" in cases:
+            # 2. one global map step via EDR cube, NetCDF
+            print("[bench] global map step", file=sys.stderr, flush=True)
+            day = str(times[len(times) // 2])[:10]
+            cube = {"bbox": "-180,-90,180,90", "datetime": day, "parameter-name": "sst"}
+            plan = planned({"bbox": [-180, -90, 180, 90], "datetime": day, "variables": ["sst"]})
+            copy = plan["copy"]
+            step = len(times) // 2
+            rows.append(("one global map step (EDR cube, NetCDF)", copy,
+                         *timings(lambda: sst[copy].isel(time=step).values, args.repeat),
+                         *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                                                 params={**cube, "f": "NetCDF"}).raise_for_status(),
+                                  args.repeat),
+                         *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                                   params={**cube, "f": "nc"}).raise_for_status(),
+                                  args.repeat)))  # fmt: skip
+            ratio = plan["bytes_to_read"] / plan["bytes"]
+            extra.append(f"global map: bytes read / bytes returned = {plan['bytes_to_read']} / "
+                         f"{plan['bytes']} = {ratio:.2f}")  # fmt: skip
 
-        # 3. 10x10 degree box x 30 days via EDR cube, NetCDF
-        print("[bench] 10x10 box x 30 days", file=sys.stderr, flush=True)
-        first, last = str(times[100])[:10], str(times[129])[:10]
-        box = {"bbox": "120,10,130,20", "datetime": f"{first}/{last}", "parameter-name": "sst"}
-        plan = planned({"bbox": [120, 10, 130, 20], "datetime": f"{first}/{last}",
-                        "variables": ["sst"]})  # fmt: skip
-        copy = plan["copy"]
+        if "box" in cases:
+            # 3. 10x10 degree box x 30 days via EDR cube, NetCDF
+            print("[bench] 10x10 box x 30 days", file=sys.stderr, flush=True)
+            first, last = str(times[100])[:10], str(times[129])[:10]
+            box = {"bbox": "120,10,130,20", "datetime": f"{first}/{last}", "parameter-name": "sst"}
+            plan = planned({"bbox": [120, 10, 130, 20], "datetime": f"{first}/{last}",
+                            "variables": ["sst"]})  # fmt: skip
+            copy = plan["copy"]
 
-        def box_floor() -> object:
-            cut = sst[copy].sel(longitude=slice(120, 130), latitude=slice(10, 20))
-            return cut.isel(time=slice(100, 130)).values
+            def box_floor() -> object:
+                cut = sst[copy].sel(longitude=slice(120, 130), latitude=slice(10, 20))
+                return cut.isel(time=slice(100, 130)).values
 
-        rows.append(("10x10 deg box x 30 days (cube, NetCDF)", copy,
-                     *timings(box_floor, args.repeat),
-                     *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
-                                             params={**box, "f": "NetCDF"}).raise_for_status(),
-                              args.repeat),
-                     *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
-                                               params={**box, "f": "nc"}).raise_for_status(),
-                              args.repeat)))  # fmt: skip
+            rows.append(("10x10 deg box x 30 days (cube, NetCDF)", copy,
+                         *timings(box_floor, args.repeat),
+                         *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                                                 params={**box, "f": "NetCDF"}).raise_for_status(),
+                                  args.repeat),
+                         *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                                   params={**box, "f": "nc"}).raise_for_status(),
+                                  args.repeat)))  # fmt: skip
 
-        # 4. xr.open_zarr over HTTP (open + point series) vs local open_zarr
-        print("[bench] open_zarr over HTTP", file=sys.stderr, flush=True)
-        remote_url = f"{om_url}/zarr/products/{PRODUCT}/copies/series"
+        if "zarr" in cases:
+            # 4. xr.open_zarr over HTTP (open + point series) vs local open_zarr
+            print("[bench] open_zarr over HTTP", file=sys.stderr, flush=True)
+            remote_url = f"{om_url}/zarr/products/{PRODUCT}/copies/series"
 
-        def zarr_point(where: Any, **kw: Any) -> Callable[[], object]:
-            def read() -> object:
-                a, b = point()
-                ds = xr.open_zarr(where, zarr_format=3, **kw)
-                return ds["sst"].sel(longitude=a, latitude=b, method="nearest").values
+            def zarr_point(where: Any, **kw: Any) -> Callable[[], object]:
+                def read() -> object:
+                    a, b = point()
+                    ds = xr.open_zarr(where, zarr_format=3, **kw)
+                    return ds["sst"].sel(longitude=a, latitude=b, method="nearest").values
 
-            return read
+                return read
 
-        http = {"storage_options": {"headers": auth}}
-        # As a researcher types it (dask, xarray's chunks), then without dask: a sharded
-        # copy's inner chunks become xarray's dask chunks (pydata/xarray#11460).
-        for label, kw in (("", {}), (", chunks=None", {"chunks": None})):
-            lp50, lp95 = timings(zarr_point(version / "series.zarr", **kw), args.repeat)
-            hp50, hp95 = timings(zarr_point(remote_url, **http, **kw), args.repeat)
-            rows.append((f"open_zarr{label} + point series (Zarr/HTTP)", "series",
-                         lp50, lp95, hp50, hp95, float("nan"), float("nan")))  # fmt: skip
+            http = {"storage_options": {"headers": auth}}
+            # As a researcher types it (dask, xarray's chunks), then without dask: a sharded
+            # copy's inner chunks become xarray's dask chunks (pydata/xarray#11460).
+            for label, kw in (("", {}), (", chunks=None", {"chunks": None})):
+                lp50, lp95 = timings(zarr_point(version / "series.zarr", **kw), args.repeat)
+                hp50, hp95 = timings(zarr_point(remote_url, **http, **kw), args.repeat)
+                rows.append((f"open_zarr{label} + point series (Zarr/HTTP)", "series",
+                             lp50, lp95, hp50, hp95, float("nan"), float("nan")))  # fmt: skip
 
-        # How many requests one open + point series makes, counted in the client (aiohttp).
-        import aiohttp
+            # How many requests one open + point series makes, counted in the client (aiohttp).
+            import aiohttp
 
-        asked: list[str] = []
+            asked: list[str] = []
 
-        async def count(_s: object, _c: object, params: aiohttp.TraceRequestStartParams) -> None:
-            ranged = params.headers.get("Range")
-            key = params.url.path.rsplit("/series/", 1)[-1]
-            asked.append(f"{key} ({ranged})" if ranged else key)
+            async def count(
+                _s: object, _c: object, params: aiohttp.TraceRequestStartParams
+            ) -> None:
+                ranged = params.headers.get("Range")
+                key = params.url.path.rsplit("/series/", 1)[-1]
+                asked.append(f"{key} ({ranged})" if ranged else key)
 
-        trace = aiohttp.TraceConfig()
-        trace.on_request_start.append(count)
-        opts = {"storage_options": {"headers": auth, "client_kwargs": {"trace_configs": [trace]}}}
-        zarr_point(remote_url, **opts)()
-        meta = json.loads((version / "series.zarr" / "sst" / "zarr.json").read_text())
-        layout = meta["codecs"][0]
-        sharded = (f"sharded, inner chunks {layout['configuration']['chunk_shape']}"
-                   if layout["name"] == "sharding_indexed" else "not sharded")  # fmt: skip
-        extra.append(f"series copy: chunks {meta['chunk_grid']['configuration']['chunk_shape']}, "
-                     f"{sharded}; open_zarr + point series over HTTP made {len(asked)} "
-                     f"requests: {', '.join(asked)}")  # fmt: skip
+            trace = aiohttp.TraceConfig()
+            trace.on_request_start.append(count)
+            opts = {
+                "storage_options": {"headers": auth, "client_kwargs": {"trace_configs": [trace]}}
+            }
+            zarr_point(remote_url, **opts)()
+            meta = json.loads((version / "series.zarr" / "sst" / "zarr.json").read_text())
+            layout = meta["codecs"][0]
+            sharded = (f"sharded, inner chunks {layout['configuration']['chunk_shape']}"
+                       if layout["name"] == "sharding_indexed" else "not sharded")  # fmt: skip
+            grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
+            extra.append(f"series copy: chunks {grid}, "
+                         f"{sharded}; open_zarr + point series over HTTP made {len(asked)} "
+                         f"requests: {', '.join(asked)}")  # fmt: skip
 
-        # 5. requests/s, random point queries, concurrency 16
-        print("[bench] requests/s at concurrency 16", file=sys.stderr, flush=True)
-        om_rps = rate(om_point, args.requests, 16)
-        peer_rps = rate(peer_point, args.requests, 16)
-        extra.append(
-            f"random point series at concurrency 16: oceanmart {om_rps:.1f} req/s, "
-            f"xpublish-edr {peer_rps:.1f} req/s, ratio {om_rps / peer_rps:.2f}"
-        )
+        if "rate" in cases:
+            # 5. requests/s, random point queries, concurrency 16
+            print("[bench] requests/s at concurrency 16", file=sys.stderr, flush=True)
+            om_rps = rate(om_point, args.requests, 16)
+            peer_rps = rate(peer_point, args.requests, 16)
+            extra.append(
+                f"random point series at concurrency 16: oceanmart {om_rps:.1f} req/s, "
+                f"xpublish-edr {peer_rps:.1f} req/s, ratio {om_rps / peer_rps:.2f}"
+            )
     finally:
         for p in procs:
             p.terminate()

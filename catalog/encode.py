@@ -129,11 +129,13 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
     (those lacking an axis repeat along it)."""
     dims = _table_dims(ds)
     shape = tuple(ds.sizes[d] for d in dims)
-    columns: list[tuple[str, xr.DataArray]] = []
+    # Variables, not DataArrays: a DataArray per column costs more than its text.
+    columns: list[tuple[str, xr.Variable]] = []
     for name in [*dims, *ds.coords]:
-        if name in ds.coords and set(ds[name].dims) <= set(dims) and name not in dict(columns):
-            columns.append((str(name), ds[name]))
-    columns += [(str(n), v) for n, v in ds.data_vars.items()]
+        fits = name in ds.coords and set(ds.variables[name].dims) <= set(dims)
+        if fits and name not in dict(columns):
+            columns.append((str(name), ds.variables[name]))
+    columns += [(str(n), ds.variables[n]) for n in ds.data_vars]
     head = io.StringIO()
     writer = csv.writer(head, lineterminator="\n")
     writer.writerow([n for n, _ in columns])
@@ -151,7 +153,10 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
         for _, var in columns:
             part = var if whole else var.isel({d: s for d, s in sub.items() if d in var.dims})
             values = _expand(np.asarray(part.values), [str(d) for d in part.dims], dims)
-            texts.append(_texts(np.broadcast_to(values, target), "").tolist())
+            # Text of each value once, then repeated along the axes the column lacks (a
+            # point's position is one text for every row of its series).
+            text = _texts(values, "").reshape(values.shape)
+            texts.append(np.broadcast_to(text, target).ravel().tolist())
         lines = [",".join(row) for row in zip(*texts, strict=True)]
         yield ("\n".join(lines) + "\n").encode()
 
@@ -165,7 +170,7 @@ def _expand(values: np.ndarray, have: list[str], dims: tuple[str, ...]) -> np.nd
     return values.reshape([values.shape[present.index(d)] if d in present else 1 for d in dims])
 
 
-def _units(name: str, var: xr.DataArray) -> str:
+def _units(name: str, var: xr.Variable) -> str:
     if name == TIME or var.dtype.kind == "M":
         return "UTC"
     return str(var.attrs.get("units", ""))

@@ -183,7 +183,7 @@ def point_indices(ds: xr.Dataset, sel: Selection, *, touched: bool = False) -> n
 
 
 @dataclass
-class _Indexers:
+class Indexers:
     """Per-dimension index arrays, plus optional point-wise (lat, lon[, time]) rows."""
 
     orth: dict[str, np.ndarray]
@@ -217,8 +217,10 @@ def _spatial_box(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> di
     return out
 
 
-def _indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> _Indexers:
-    idx = _Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
+def indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> Indexers:
+    """The indices of ``sel`` on each axis of ``ds`` (and of its points): the cells the
+    subset engine cuts."""
+    idx = Indexers(orth={str(d): np.arange(n) for d, n in ds.sizes.items()})
     idx.orth.update(_spatial_box(ds, sel, area))
     if sel.time is not None or sel.times is not None:
         if TIME not in ds.dims:
@@ -241,7 +243,7 @@ def _indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> _Inde
         idx.touched = (
             point_indices(ds, sel, touched=True)
             if sel.method == "linear"
-            else np.unique(idx.points, axis=0)
+            else _unique_rows(idx.points)
         )
         for d in idx.point_dims:
             idx.orth.pop(d, None)
@@ -258,20 +260,33 @@ def _indexers(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None) -> _Inde
     return idx
 
 
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """``np.unique(rows, axis=0)``; one row as it is (~40 us less per point query)."""
+    return rows if len(rows) <= 1 else np.unique(rows, axis=0)
+
+
+def _chunk_count(where: np.ndarray, chunk: int) -> int:
+    """How many chunks of ``chunk`` cells the indices ``where`` fall in: for one ascending
+    run (a whole axis, a slice) from its ends, else by counting them."""
+    if len(where) and where[-1] - where[0] + 1 == len(where) and (np.diff(where) == 1).all():
+        return int(where[-1] // chunk - where[0] // chunk + 1)
+    return len(np.unique(where // chunk))
+
+
 def _variable_cost(
-    dims: tuple[str, ...], idx: _Indexers, chunks: dict[str, int], itemsize: int
+    dims: tuple[str, ...], idx: Indexers, chunks: dict[str, int], itemsize: int
 ) -> CopyCost:
     count = 1
     for d in dims:
         if d in idx.orth:
-            count *= len(np.unique(idx.orth[d] // chunks[d]))
+            count *= _chunk_count(idx.orth[d], chunks[d])
     if idx.touched is not None and all(d in dims for d in idx.point_dims):
         grid = np.asarray([chunks[d] for d in idx.point_dims])
-        count *= len(np.unique(idx.touched // grid, axis=0))
+        count *= len(_unique_rows(idx.touched // grid))
     return CopyCost(count, count * itemsize * math.prod(chunks[d] for d in dims))
 
 
-def _cells(dims: tuple[str, ...], idx: _Indexers) -> int:
+def _cells(dims: tuple[str, ...], idx: Indexers) -> int:
     n = math.prod(len(idx.orth[d]) for d in dims if d in idx.orth)
     if idx.points is not None and all(d in dims for d in idx.point_dims):
         n *= len(idx.points)
@@ -285,6 +300,16 @@ def plan(
     area: SeaAreaInfo | None = None,
 ) -> Plan:
     """Plan ``sel`` on the current version of ``product`` (``ds``: its map copy, lazy)."""
+    return plan_indexed(product, ds, sel, area)[0]
+
+
+def plan_indexed(
+    product: ProductInfo,
+    ds: xr.Dataset,
+    sel: Selection,
+    area: SeaAreaInfo | None = None,
+) -> tuple[Plan, Indexers]:
+    """``plan``, and the indices it found (``indexers``), for a reader that cuts them."""
     version = product.version
     assert version is not None
     names = tuple(sel.variables) if sel.variables is not None else tuple(map(str, ds.data_vars))
@@ -294,7 +319,7 @@ def plan(
         raise InvalidParameter(
             "variables", f"unknown variable(s) {', '.join(missing)} (known: {known})"
         )
-    idx = _indexers(ds, sel, area)
+    idx = indexers(ds, sel, area)
     costs = {c: CopyCost(0, 0) for c in COPIES}
     cells = out_bytes = 0
     for name in names:
@@ -314,7 +339,7 @@ def plan(
     if idx.points is not None:
         shape["points"] = len(idx.points)
     canon = canonical(sel)
-    return Plan(
+    made = Plan(
         product_id=product.id,
         version_id=version.id,
         subset_id=subset_id(product.id, version.id, sel),
@@ -328,3 +353,4 @@ def plan(
         variables=names,
         shape=shape,
     )
+    return made, idx

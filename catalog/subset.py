@@ -99,6 +99,23 @@ def _apply_points(ds: xr.Dataset, sel: Selection) -> xr.Dataset:
     )
 
 
+def with_variables(ds: xr.Dataset, names: tuple[str, ...]) -> xr.Dataset:
+    """``ds`` with only the data variables ``names``, their coordinates and the bounds of
+    those (``depth_bnds``, ``climatology_bounds``)."""
+    missing = [v for v in names if v not in ds.data_vars]
+    if missing:
+        known = ", ".join(map(str, ds.data_vars))
+        raise InvalidParameter(
+            "variables", f"unknown variable(s) {', '.join(missing)} (known: {known})"
+        )
+    bounds = [
+        str(ds[c].attrs["bounds"])
+        for c in ds.coords
+        if "bounds" in ds[c].attrs and ds[c].attrs["bounds"] in ds.variables
+    ]
+    return ds[list(names)].assign_coords({b: ds[b] for b in bounds})
+
+
 def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr.Dataset:
     """Return the lazily selected part of ``ds``; raise if it is empty or names nothing.
 
@@ -112,18 +129,7 @@ def apply(ds: xr.Dataset, sel: Selection, area: SeaAreaInfo | None = None) -> xr
         w, s, e, n = area.bbox
         sel = replace(sel, bbox=parse_bbox(f"{w},{s},{e},{n}"))
     if sel.variables is not None:
-        missing = [v for v in sel.variables if v not in ds.data_vars]
-        if missing:
-            known = ", ".join(map(str, ds.data_vars))
-            raise InvalidParameter(
-                "variables", f"unknown variable(s) {', '.join(missing)} (known: {known})"
-            )
-        bounds = [
-            str(ds[c].attrs["bounds"])
-            for c in ds.coords
-            if "bounds" in ds[c].attrs and ds[c].attrs["bounds"] in ds.variables
-        ]
-        ds = ds[list(sel.variables)].assign_coords({b: ds[b] for b in bounds})
+        ds = with_variables(ds, sel.variables)
     if sel.bbox is not None:
         b = sel.bbox
         ds = ds.sel({LAT: slice(b.south, b.north)})
@@ -213,10 +219,19 @@ def cut(
     assert version is not None
     p = plan(product, store.open_version(version.store_path, dask=False), sel, area)
     check_limit(p, limit_bytes)
+    return cut_planned(store, product, sel, p, area), p
+
+
+def cut_planned(
+    store: DataStore, product: ProductInfo, sel: Selection, p: Plan, area: SeaAreaInfo | None = None
+) -> xr.Dataset:
+    """``cut`` of a selection already planned (``p``) and checked against the limit."""
+    version = product.version
+    assert version is not None
     small = p.bytes <= IN_MEMORY_BYTES
     ds = open_copy(store, version.store_path, p.copy, dask=not small)
     selected = apply(ds, sel, area)
-    return (selected.load() if small else selected), p
+    return selected.load() if small else selected
 
 
 def write_netcdf(

@@ -75,6 +75,13 @@ class Report:
         return {"changes": self.changes, "warnings": self.warnings}
 
 
+def _variable(dims: str | tuple[str, ...], values: np.ndarray) -> xr.Variable:
+    """A coordinate variable of numpy ``values``. ``fastpath`` skips xarray's check of
+    the data for masked dask arrays, which imports ``dask.array`` (~0.4 s of an ingest
+    that otherwise never needs it, ``pipeline._open_normalised``)."""
+    return xr.Variable(dims, np.asarray(values), fastpath=True)
+
+
 def _axis(ds: xr.Dataset, key: str) -> str | None:
     names = [n for n in ds.cf.coordinates.get(key, []) if n in ds.dims]
     return names[0] if names else None
@@ -136,7 +143,7 @@ def _normalise_longitude(ds: xr.Dataset, report: Report) -> xr.Dataset:
             wrapped = wrapped[keep]
     if not np.array_equal(wrapped, lon) or not np.all(np.diff(wrapped) > 0):
         order = np.argsort(wrapped, kind="stable")
-        ds = ds.isel({LON: order}).assign_coords({LON: wrapped[order]})
+        ds = ds.isel({LON: order}).assign_coords({LON: _variable(LON, wrapped[order])})
         report.add(LON, f"longitudes {lon.min():g}..{lon.max():g} mapped to -180..180, sorted")
     ds[LON].attrs.update(
         {
@@ -177,16 +184,18 @@ def _normalise_time(ds: xr.Dataset, report: Report) -> xr.Dataset:
             has_year_zero=True,
         )
         values = np.array([np.datetime64(d.replace(year=2000).isoformat(), "ns") for d in dates])
-        ds = ds.assign_coords({TIME: (TIME, values)})
+        ds = ds.assign_coords({TIME: _variable(TIME, values)})
         months = [d.month for d in dates]
         if len(months) == 12 and sorted(months) == list(range(1, 13)):
             starts = np.array([np.datetime64(f"2000-{mo:02d}-01", "ns") for mo in months])
             ends = np.array(
                 [np.datetime64(f"{2000 + mo // 12}-{mo % 12 + 1:02d}-01", "ns") for mo in months]
             )
-            ds = ds.assign_coords(climatology_bounds=((TIME, "nv"), np.stack([starts, ends], 1)))
+            ds = ds.assign_coords(
+                climatology_bounds=_variable((TIME, "nv"), np.stack([starts, ends], 1))
+            )
             ds[TIME].attrs["climatology"] = "climatology_bounds"
-        ds = ds.assign_coords(month=(TIME, np.array(months, dtype="int8")))
+        ds = ds.assign_coords(month=_variable(TIME, np.array(months, dtype="int8")))
         report.add(
             TIME,
             f"climatology axis {units!r} (year 0, not decodable) placed in nominal year 2000"
@@ -215,7 +224,7 @@ def _edges_to_bounds(ds: xr.Dataset, axis: str, report: Report) -> xr.Dataset:
     bounds = np.stack([edges[:-1], edges[1:]], axis=1)
     bname = f"{axis}_bnds"
     ds = ds.drop_vars(edges_name)
-    ds = ds.assign_coords({bname: ((axis, "nv"), bounds)})
+    ds = ds.assign_coords({bname: _variable((axis, "nv"), bounds)})
     ds[axis].attrs.pop("edges", None)
     ds[axis].attrs["bounds"] = bname
     report.add(axis, f"edges {edges_name} turned into CF bounds {bname}")

@@ -36,6 +36,7 @@ catalog readers never see either. Unchanged sources give the same version id.
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import hashlib
 import itertools
@@ -50,24 +51,29 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 import xarray as xr
-from sqlalchemy.orm import Session, sessionmaker
 from zarr.codecs import ZstdCodec
 
-from catalog.models import Product, ProductVersion, Variable
 from catalog.store import DataStore
 from ingest._chunkstore import ChunkIO, ChunkLayout, write_band, write_slab
+from ingest._lazydask import defer_dask_array_import
 from ingest.chunking import Chunks, Plan, plan
 from ingest.corpus import corpus_path, sha256_file
 from ingest.normalise import TIME, Report, normalise
 from ingest.readers import ReadOptions, open_source
 from ingest.spec import ProductSpec
-from oceanmart.db import transaction, utcnow
 from oceanmart.errors import IngestError, OceanMartError, SourceError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+# The catalog (SQLAlchemy, its models and Alembic's schema check: ~0.4 s of imports and
+# queries) is needed only to record a version: the CLI opens it in a thread while the data
+# are written (``ingest(sessions=Future)``), and this module imports it only then.
 
 log = structlog.get_logger(__name__)
 
@@ -132,9 +138,14 @@ def _read_chunks(ds: xr.Dataset) -> dict[str, int]:
     return chunks
 
 
-def _open_normalised(path: Path, keys: ReadOptions, spec: ProductSpec) -> tuple[xr.Dataset, Report]:
+def _open_normalised(
+    path: Path, keys: ReadOptions, spec: ProductSpec, *, use_dask: bool
+) -> tuple[xr.Dataset, Report]:
+    """The source, normalised. With ``use_dask`` its variables are dask arrays of ~64 MB
+    pieces (multi-file series, a cluster); else xarray's lazily indexed backend arrays,
+    read slab by slab by ``_write_map`` (no dask graph, no dask import)."""
     raw = open_source(path, keys)
-    ds, report = normalise(raw.chunk(_read_chunks(raw)), spec)
+    ds, report = normalise(raw.chunk(_read_chunks(raw)) if use_dask else raw, spec)
     return ds, report
 
 
@@ -226,9 +237,29 @@ def _sweep_staging(store: DataStore) -> None:
             pass  # alive, another user's
 
 
+class _Bar:
+    """A progress bar on stderr for work done piece by piece by this process (the direct
+    path, where no dask graph runs for dask's ProgressBar to follow)."""
+
+    def __init__(self, label: str, total: int, show: bool) -> None:
+        self.label, self.total, self.done, self.show = label, max(1, total), 0, show
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.show:
+            filled = 40 * self.done // self.total
+            end = "\n" if self.done >= self.total else ""
+            sys.stderr.write(
+                f"\r[{'#' * filled}{' ' * (40 - filled)}] {100 * self.done // self.total:3d}% "
+                f"| {self.label}{end}"
+            )
+            sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def _compute_step(label: str, say: Progress, show_bar: bool) -> Iterator[None]:
-    """Announce a step, show dask's progress bar on a terminal, and log its duration."""
+    """Announce a step, show dask's progress bar on a terminal (``show_bar``: dask
+    computes this step), and log its duration."""
     say(label)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -258,23 +289,50 @@ def _fast(var: xr.DataArray) -> bool:
     return var.ndim > 0 and var.dtype.kind in "fiu"
 
 
+class _MetadataOnly:
+    """xarray's ``ArrayWriter`` role for ``dump_to_store``: writes every variable's values
+    (coordinates, bounds, the few variables ``_chunkstore`` does not take) except those
+    of the ``skip`` arrays, whose chunks ``_chunkstore`` writes."""
+
+    def __init__(self, skip: set[str]) -> None:
+        self.skip = skip
+
+    def add(self, source: Any, target: Any, region: Any = None) -> None:
+        if str(target.basename) in self.skip:
+            return
+        if region:
+            target[region] = source
+        else:
+            target[...] = source
+
+
 def _create(
     store: DataStore, staging: str, ds: xr.Dataset, plans: dict[str, Plan]
 ) -> dict[str, tuple[ChunkLayout, ChunkLayout]]:
     """Create both copies' metadata and coordinates (and the few data variables the fast
     writer does not take), and return each variable's two chunk layouts.
 
-    Coordinates are loaded first: xarray writes numpy variables at once but leaves dask
-    ones to a compute that never comes (``compute=False``), which would leave bounds such
-    as ``depth_bnds`` as fill values in a copy."""
-    import dask.array as da
+    xarray writes the metadata, exactly as ``to_zarr`` would (``dump_to_store``, the
+    function ``to_zarr`` runs), so the stored zarr.json and attributes are xarray's. The
+    data variables are zero-strided numpy placeholders of their shape and dtype (no
+    memory) that a metadata-only writer skips: ``to_zarr(compute=False)`` would need
+    dask placeholders, and wrapping them in a Delayed imports ``distributed`` (~0.5 s)."""
     import zarr
+    from xarray.backends.writers import dump_to_store, get_writable_zarr_store
 
     template = ds.copy()  # shallow: loading its variables leaves ``ds`` lazy
     for name, var in template.variables.items():
         if name not in template.data_vars or not _fast(template[name]):
             var.load()
     layouts: dict[str, list[ChunkLayout]] = {str(n): [] for n in plans if _fast(ds[n])}
+    placeholders = template.assign(
+        {
+            n: template[n].copy(
+                data=np.broadcast_to(np.zeros((), template[n].dtype), template[n].shape)
+            )
+            for n in layouts
+        }
+    )
     for copy in COPIES:
         chunks = {n: getattr(plans[n], copy) for n in layouts}
         shards = {}
@@ -282,30 +340,19 @@ def _create(
             # A sharded series copy: the planned series chunks are the shards.
             shards = {n: chunks[n] for n in layouts if plans[n].inner is not None}
             chunks = {n: plans[n].inner or chunks[n] for n in layouts}
-        # Data variables as placeholders of one dask chunk (never computed): their chunks
-        # are written by ``_chunkstore``, and a graph of every chunk would cost time.
-        placeholders = template.assign(
-            {
-                n: template[n].copy(
-                    data=da.empty(
-                        template[n].shape,
-                        dtype=template[n].dtype,
-                        chunks=template[n].shape,
-                    )
-                )
-                for n in layouts
-            }
-        )
         prepared, encoding = _prepare(placeholders, chunks, shards)
-        prepared.to_zarr(
+        zstore = get_writable_zarr_store(
             f"{staging}/{copy}.zarr",
             mode="w-",
-            zarr_format=3,
             consolidated=True,
-            encoding=encoding,
-            compute=False,
-            **store.zarr_options,
+            zarr_format=3,
+            storage_options=store.zarr_options.get("storage_options"),
         )
+        try:
+            zstore._validate_encoding(encoding)
+            dump_to_store(prepared, zstore, _MetadataOnly(set(layouts)), encoding=encoding)
+        finally:
+            zstore.close()
         for name in layouts:
             array = zarr.open_array(
                 f"{staging}/{copy}.zarr/{name}", mode="r", zarr_format=3, **store.zarr_options
@@ -314,15 +361,29 @@ def _create(
     return {n: (m, s) for n, (m, s) in layouts.items()}
 
 
-def _read(data: Any, region: tuple[slice, ...], out: np.ndarray) -> np.ndarray:
-    """A slab of the source, read into ``out`` (no concatenation of pieces)."""
-    import dask.array as da
+READ_SUB_BYTES = 16 * 1024 * 1024
 
-    piece = data[region]
-    if isinstance(piece, da.Array):
-        da.store(piece, out, lock=False, scheduler="sync")
-    else:
-        out[...] = np.asarray(piece)
+
+def _read(var: xr.Variable, region: tuple[slice, ...], out: np.ndarray) -> np.ndarray:
+    """A slab of the source, read into ``out`` (no concatenation of pieces).
+
+    A dask-backed variable is stored into ``out`` by dask; a lazily indexed one (the
+    direct path) is read by xarray's backend in pieces of ~16 MB along the first axis:
+    each piece is a fresh array, and pieces this small are recycled by malloc instead of
+    being mapped (and page-faulted) anew for every slab."""
+    piece = var[region]
+    if piece.chunks is not None:
+        import dask.array as da
+
+        da.store(piece.data, out, lock=False, scheduler="sync")
+        return out
+    if not out.ndim:
+        out[...] = piece.values
+        return out
+    row = max(1, out[:1].nbytes)
+    step = max(1, READ_SUB_BYTES // row)
+    for i in range(0, out.shape[0], step):
+        out[i : i + step] = piece[i : i + step].values
     return out
 
 
@@ -356,16 +417,16 @@ def _workers() -> int:
 
 
 def _write_map(
-    ds: xr.Dataset, layouts: Layouts, io: ChunkIO, client: Any | None
+    ds: xr.Dataset, layouts: Layouts, io: ChunkIO, client: Any | None, bar: bool = False
 ) -> tuple[dict[str, bytes], Crcs]:
     """Write the map copy from the source, read once in its own order, slab by slab (the
     next slab is read while this one is encoded), keeping the CRC-32C of every chunk's
     values. Returns, per variable, a SHA-256 over the SHA-256 of its slabs in order (the
     values' part of the version id), and the CRCs."""
-    import dask
-
     slabs = [(n, r) for n, (m, _) in layouts.items() for r in _slabs(tuple(ds[n].shape), m)]
     if client is not None:
+        import dask
+
         tasks = [
             dask.delayed(write_slab, pure=False)(
                 ds[n].data[r], _origin(r), layouts[n][0], io, _workers()
@@ -375,6 +436,7 @@ def _write_map(
         (written,) = dask.compute(tasks, scheduler=client)
     else:
         written = []
+        progress = _Bar("map copy", len(slabs), bar)
         # Two buffers, reused: the reader fills one while the other is encoded.
         nbytes = max(
             (math.prod(_size(r)) * np.dtype(layouts[n][0].dtype).itemsize for n, r in slabs),
@@ -388,7 +450,7 @@ def _write_map(
                 dtype = layouts[name][0].dtype
                 n = math.prod(_size(region)) * np.dtype(dtype).itemsize
                 out = buffers[i % 2][:n].view(dtype).reshape(_size(region))
-                return reader.submit(_read, ds[name].data, region, out)
+                return reader.submit(_read, ds[name].variable, region, out)
 
             pending = read(0) if slabs else None
             for i, (name, region) in enumerate(slabs):
@@ -397,6 +459,7 @@ def _write_map(
                 pending = read(i + 1) if i + 1 < len(slabs) else None
                 written.append(write_slab(block, _origin(region), layouts[name][0], io, _workers()))
                 del block
+                progress.tick()
     digests: dict[str, list[bytes]] = {name: [] for name in layouts}
     crcs: Crcs = {name: {} for name in layouts}
     for (name, _), (digest, chunk_crcs) in zip(slabs, written, strict=True):
@@ -412,12 +475,11 @@ def _write_series(
     crcs: Crcs,
     io: ChunkIO,
     client: Any | None,
+    bar: bool = False,
 ) -> None:
     """Write the series copy from the map copy, band by band (``chunking.plan``), checking
     every stored chunk of both copies (``_chunkstore.write_band``); on a cluster every
     worker takes bands."""
-    import dask
-
     bands = [
         (n, r)
         for n in layouts
@@ -434,10 +496,14 @@ def _write_series(
 
     args = [(_origin(r), _size(r), layouts[n], band_crcs(n, r), io, _workers()) for n, r in bands]
     if client is not None:
+        import dask
+
         dask.compute([dask.delayed(write_band, pure=False)(*a) for a in args], scheduler=client)
     else:
+        progress = _Bar("series copy", len(args), bar)
         for a in args:
             write_band(*a)
+            progress.tick()
 
 
 SAMPLE_CELLS = 8  # cells along each axis of the box read from the series copy
@@ -489,7 +555,7 @@ def _content_hash(ds: xr.Dataset, digests: dict[str, bytes]) -> str:
 
 def _open_copy(store: DataStore, location: str) -> xr.Dataset:
     ds: xr.Dataset = xr.open_zarr(
-        location, zarr_format=3, consolidated=True, chunks={}, **store.zarr_options
+        location, zarr_format=3, consolidated=True, chunks=None, **store.zarr_options
     )
     return ds
 
@@ -502,16 +568,22 @@ def _write_and_validate(
     say: Progress,
     show_bar: bool,
     client: Any | None,
+    use_dask: bool,
 ) -> str:
-    """Write both copies into ``staging``, validate them, and return the version id."""
+    """Write both copies into ``staging``, validate them, and return the version id.
+
+    dask's progress bar follows the steps dask computes (a cluster); the direct path
+    (``use_dask`` false: the slabs are read by this process) shows its own."""
     plans = _plan(ds, int(spec.chunk_target_mb * 1024 * 1024))
     layouts = _create(store, staging, ds, plans)
     io = ChunkIO(staging, store.local, json.dumps(store.storage_options, sort_keys=True))
-    with _compute_step("writing the map copy from the source", say, show_bar):
-        digests, crcs = _write_map(ds, layouts, io, client)
-    with _compute_step("writing the series copy from the map copy", say, show_bar):
-        _write_series(ds, plans, layouts, crcs, io, client)
-    with _compute_step("comparing sampled slabs with the source", say, show_bar):
+    dask_bar = show_bar and use_dask
+    own_bar = show_bar and not use_dask
+    with _compute_step("writing the map copy from the source", say, dask_bar):
+        digests, crcs = _write_map(ds, layouts, io, client, own_bar)
+    with _compute_step("writing the series copy from the map copy", say, dask_bar):
+        _write_series(ds, plans, layouts, crcs, io, client, own_bar)
+    with _compute_step("comparing sampled slabs with the source", say, False):
         written = _open_copy(store, f"{staging}/map.zarr")
         series = _open_copy(store, f"{staging}/series.zarr")
         problem = _sample_equal(written, series, ds)
@@ -523,6 +595,9 @@ def _write_and_validate(
 def _record(
     session: Session, spec: ProductSpec, version_id: str, ds: xr.Dataset, meta: dict[str, Any]
 ) -> bool:
+    from catalog.models import Product, ProductVersion, Variable
+    from oceanmart.db import utcnow
+
     now = utcnow()
     product = session.get(Product, spec.id)
     if product is None:
@@ -613,17 +688,34 @@ def _scheduler(address: str | None) -> Iterator[Any | None]:
         yield client
 
 
+def _resume_gc() -> None:
+    """End a start-up run with the garbage collector off (the CLI's: its imports make
+    ~1M objects, and the collections they trigger cost ~0.3 s of a small ingest): what
+    exists now (modules, classes, the opened sources) is moved out of the collector's
+    sight (``gc.freeze``) and collection resumes, so the collections during the write
+    walk only what the write allocates. A caller that left the collector on is not
+    affected."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def ingest(
     spec: ProductSpec,
     *,
-    sessions: sessionmaker[Session],
+    sessions: sessionmaker[Session] | Future[sessionmaker[Session]],
     store: DataStore,
     corpus_dir: Path,
     progress: Progress | None = None,
     show_bar: bool = False,
     scheduler: str | None = None,
 ) -> IngestResult:
-    """Ingest ``spec`` and publish its version; nothing is visible unless all succeeds."""
+    """Ingest ``spec`` and publish its version; nothing is visible unless all succeeds.
+
+    ``sessions`` may be a future (the CLI opens and checks the catalog in a thread while
+    the data are written); it is waited for, and its error raised, before anything is
+    published."""
+    defer_dask_array_import()
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     sources = resolve_sources(spec, corpus_dir)
@@ -633,24 +725,35 @@ def ingest(
     # The sources' SHA-256 (recorded with the version) is computed while they are ingested.
     hasher = ThreadPoolExecutor(1)
     hashes = [hasher.submit(sha256_file, p) for p in paths]
+    # dask where the issue needs it: a multi-file series (concatenated lazily along time)
+    # and a cluster (``--scheduler``). One local file is read slab by slab through
+    # xarray's lazy indexing by a reader thread while a pool of threads encodes the
+    # previous slab (``_write_map``): the same bounded memory without building and
+    # running a dask graph (and without importing dask.array, ~0.4 s).
+    use_dask = scheduler is not None or len(sources) > 1
     try:
         parts = []
         reports = []
         for path, keys in sources:
             say(f"reading {path}")
             try:
-                ds_i, report_i = _open_normalised(path, keys, spec)
+                ds_i, report_i = _open_normalised(path, keys, spec, use_dask=use_dask)
             except SourceError as exc:
                 detail = exc.detail if str(path) in exc.detail else f"{path}: {exc.detail}"
                 raise SourceError(detail) from None
             parts.append((path, ds_i))
             reports.append(report_i)
         ds = _combine(parts)
+        _resume_gc()
         report = reports[0]
         if len(paths) > 1:
             report.add("*", f"{len(paths)} files concatenated along time")
         with _scheduler(scheduler) as client:
-            version_id = _write_and_validate(ds, spec, store, staging, say, show_bar, client)
+            version_id = _write_and_validate(
+                ds, spec, store, staging, say, show_bar, client, use_dask
+            )
+        if isinstance(sessions, Future):
+            sessions = sessions.result()  # e.g. "the database schema is not up to date"
         final = store.version_location(spec.id, version_id)
         if store.is_published(final):
             say(f"version {version_id} is already published; recording it")
@@ -686,6 +789,8 @@ def ingest(
         ],
         "report": report.as_dict(),
     }
+    from oceanmart.db import transaction
+
     with transaction(sessions) as session:
         created = _record(session, spec, version_id, ds, meta)
     seconds = time.perf_counter() - started

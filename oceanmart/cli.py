@@ -85,10 +85,10 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _sessions(settings: Settings, *, check_schema: bool = True) -> sessionmaker[Session]:
-    from oceanmart.db import current_revision, head_revision, make_sessionmaker
+    from oceanmart.db import make_sessionmaker, schema_is_current
 
     engine = _engine(settings)
-    if check_schema and current_revision(engine) != head_revision(engine):
+    if check_schema and not schema_is_current(engine):
         raise OceanMartError("the database schema is not up to date: run `oceanmart db upgrade`")
     return make_sessionmaker(engine)
 
@@ -373,11 +373,23 @@ def ingest(
     ] = None,
 ) -> None:
     """Ingest a product from a spec file, or from source files with an inferred spec."""
+    import gc
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Start-up makes ~1M long-lived objects (imports): no collections while it runs; the
+    # pipeline freezes them and turns the collector back on (``ingest.pipeline._resume_gc``).
+    gc.disable()
+    settings = _settings()
+    # The catalog (SQLAlchemy, Alembic's schema check) is opened in a thread while the
+    # data are read and written; the pipeline waits for it before publishing anything.
+    catalog = ThreadPoolExecutor(1, thread_name_prefix="catalog")
+    sessions = catalog.submit(_sessions, settings)
+    catalog.shutdown(wait=False)
+
     from catalog.store import DataStore
     from ingest import infer_spec, load_spec
     from ingest import ingest as run
 
-    settings = _settings()
     if product is None:
         if len(sources) != 1 or sources[0].suffix.lower() not in (".yaml", ".yml"):
             raise OceanMartError("give one SPEC.yaml, or source files with --product ID")
@@ -388,7 +400,7 @@ def ingest(
         typer.echo(spec.to_yaml(), err=True)
     result = run(
         spec,
-        sessions=_sessions(settings),
+        sessions=sessions,
         store=DataStore.from_settings(settings),
         corpus_dir=settings.corpus_dir,
         progress=lambda msg: typer.echo(f"[ingest] {msg}", err=True),
@@ -594,7 +606,7 @@ def _run_server(settings: Settings, host: str, port: int) -> None:
     from api import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_gc=True),
         host=host,
         port=port,
         log_config=None,

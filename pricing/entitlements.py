@@ -15,10 +15,12 @@ delivery before its first byte with a 402 that says how to quote an extension.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ForeignKey, String, or_, select, update
+from sqlalchemy import BigInteger, ForeignKey, String, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from catalog.models import Product, Subset
@@ -183,25 +185,45 @@ def check_access(
     subscriptions and the research tier cover the whole product. Among several, an
     unmetered one is used first, then the metered one with the most cells left.
     """
-    now = now or utcnow()
-    rows = session.scalars(
-        select(Entitlement)
-        .where(
-            Entitlement.account_id == principal.account_id,
-            Entitlement.product_id == product_id,
-            Entitlement.revoked_at.is_(None),
-        )
-        .order_by(Entitlement.id)
+    rows = session.execute(
+        _HELD.where(_ENTITLEMENTS.c.product_id == product_id), {"account_id": principal.account_id}
+    ).all()
+    return _choose(session, principal, rows, product_id, subset_id, now or utcnow())
+
+
+# An account's entitlements that are not revoked, oldest first, through Core: the data
+# gate reads them on every request (``holdings``), where ORM objects cost more than the
+# query. Rows carry the columns by name, as the ORM objects do.
+_ENTITLEMENTS = cast(Table, Entitlement.__table__)
+_HELD = (
+    select(_ENTITLEMENTS)
+    .where(
+        _ENTITLEMENTS.c.account_id == bindparam("account_id"),
+        _ENTITLEMENTS.c.revoked_at.is_(None),
     )
+    .order_by(_ENTITLEMENTS.c.id)
+)
+
+
+def _choose(
+    session: Session,
+    principal: Principal,
+    rows: Sequence[Any],
+    product_id: str,
+    subset_id: str | None,
+    now: datetime,
+) -> EntitlementInfo:
+    """``check_access``'s choice among the account's rows (not revoked) of ``product_id``."""
     live = [
         r
         for r in rows
-        if (r.expires_at is None or r.expires_at > now)
+        if r.product_id == product_id
+        and (r.expires_at is None or r.expires_at > now)
         and (r.kind != "subset" or (subset_id is not None and r.subset_id == subset_id))
     ]
     if live:
 
-        def rank(r: Entitlement) -> tuple[int, int]:
+        def rank(r: Any) -> tuple[int, int]:
             left = _remaining(r, now)
             return (1, 0) if left is None else (0, left)
 
@@ -212,6 +234,36 @@ def check_access(
         + f"product {product_id!r}",
         extensions={"product": product_id, "quote": quote_request(session, product_id, subset_id)},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What a caller holds, read once (one query): what it may see of the catalog
+    (``viewer``, as ``viewer_for`` gives it) and which entitlement lets it read a product
+    (``access``, as ``check_access`` chooses it). The data gate's two questions."""
+
+    principal: Principal
+    rows: tuple[Any, ...]
+    now: datetime
+
+    @property
+    def viewer(self) -> Viewer:
+        if self.principal.has(Scope.ADMIN):
+            return OPERATOR
+        now = self.now
+        live = (r.product_id for r in self.rows if r.expires_at is None or r.expires_at > now)
+        return Viewer(private=frozenset(live))
+
+    def access(
+        self, session: Session, product_id: str, subset_id: str | None = None
+    ) -> EntitlementInfo:
+        return _choose(session, self.principal, self.rows, product_id, subset_id, self.now)
+
+
+def holdings(session: Session, principal: Principal, now: datetime | None = None) -> Holdings:
+    """The entitlements ``principal``'s account holds (not revoked), in one query."""
+    rows = session.execute(_HELD, {"account_id": principal.account_id}).all()
+    return Holdings(principal, tuple(rows), now or utcnow())
 
 
 def quote_request(

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from api.deps import Entitled, EntitledDep, SettingsDep, ZarrDep
+from api.deps import Entitled, Gate, GateDep, SettingsDep, ZarrDep
 from catalog.zarr_http import ZarrStores
 from pricing.metering import Channel, Delivery
 
@@ -64,14 +64,16 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def _deliver(
     request: Request,
-    gate: Entitled,
+    question: Gate,
     stores: ZarrStores,
-    locate: Callable[[], tuple[str, str]],
+    locate: Callable[[Entitled], tuple[str, str]],
     key: str,
 ) -> Response:
-    """Resolve ``key`` in the store ``locate`` gives (root, ETag base), meter and read
-    it: all in the calling worker thread."""
-    root, etag_base = locate()
+    """Decide the gate, resolve ``key`` in the store ``locate`` gives (root, ETag base),
+    meter and read it: all in the calling worker thread (one hand-over per request; an
+    open_zarr and a point series are eight requests, six of them metadata)."""
+    gate = question.decide()
+    root, etag_base = locate(gate)
     obj = stores.resolve(root, key, etag_base)
     headers = {
         "ETag": obj.etag,
@@ -118,11 +120,11 @@ def _deliver(
 @router.head("/products/{product_id}/copies/{copy}/{key:path}", include_in_schema=False)
 @router.get("/products/{product_id}/copies/{copy}/{key:path}", openapi_extra=DATA)
 async def product_copy(
-    request: Request, gate: EntitledDep, stores: ZarrDep, product_id: str, copy: str, key: Key
+    request: Request, gate: GateDep, stores: ZarrDep, product_id: str, copy: str, key: Key
 ) -> Response:
     """The current version of a product, map-chunked (`map`) or series-chunked (`series`)."""
 
-    def locate() -> tuple[str, str]:
+    def locate(gate: Entitled) -> tuple[str, str]:
         return stores.version_root(gate.product, copy), f"{gate.version.id}/{copy}"
 
     return await run_in_threadpool(_deliver, request, gate, stores, locate, key)
@@ -131,12 +133,12 @@ async def product_copy(
 @router.head("/products/{product_id}/{key:path}", include_in_schema=False)
 @router.get("/products/{product_id}/{key:path}", openapi_extra=DATA)
 async def product(
-    request: Request, gate: EntitledDep, stores: ZarrDep, product_id: str, key: Key
+    request: Request, gate: GateDep, stores: ZarrDep, product_id: str, key: Key
 ) -> Response:
     """The current version of a product, map-chunked: `xr.open_zarr(".../zarr/products/ID")`.
     The series-chunked copy (fast time series at a point) is at `.../copies/series`."""
 
-    def locate() -> tuple[str, str]:
+    def locate(gate: Entitled) -> tuple[str, str]:
         return stores.version_root(gate.product, "map"), f"{gate.version.id}/map"
 
     return await run_in_threadpool(_deliver, request, gate, stores, locate, key)
@@ -146,7 +148,7 @@ async def product(
 @router.get("/subsets/{subset_id}/{key:path}", openapi_extra=DATA)
 async def subset(
     request: Request,
-    gate: EntitledDep,
+    gate: GateDep,
     stores: ZarrDep,
     settings: SettingsDep,
     subset_id: str,
@@ -154,7 +156,7 @@ async def subset(
 ) -> Response:
     """A saved subset as its own Zarr store (materialised on first read)."""
 
-    def locate() -> tuple[str, str]:
+    def locate(gate: Entitled) -> tuple[str, str]:
         assert gate.subset is not None
         area = gate.area(gate.subset.selection)
         root = stores.materialise_subset(

@@ -242,3 +242,83 @@ def test_every_query_is_metered(client: httpx.Client, server: Server) -> None:
     with server.env.sessions() as s:
         row = s.get(AccessRecord, r.headers["oceanmart-access-id"])
         assert row is not None and row.channel == "edr" and row.cells == len(rows) == 100
+
+
+def test_a_metered_subscription_pays_each_series_from_its_quota(
+    server: Server, navy_winds: str
+) -> None:
+    """The point reader's answers are metered like any other: a subscription's quota
+    (read by the gate) pays each series' cells, and an exhausted one gets 402."""
+    from datetime import timedelta
+
+    from pricing.entitlements import Entitlement, create_for_order
+    from pricing.metering import AccessRecord as Access
+
+    name = unique("quota")
+    now = datetime.now(UTC)
+    with transaction(server.env.sessions) as s:
+        account = create_account(s, name, "enterprise")
+        ent = create_for_order(
+            s, account_id=account.id, product_id=NAVY, kind="subscription", order_id=name,
+            now=now, expires_at=now + timedelta(days=30), quota_cells=200,
+        )  # fmt: skip
+        key = create_key(s, name, "data:read")[1]
+    client = server.client(key)
+    query = {"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"}
+    r = client.get(f"/edr/collections/{NAVY}/position", params=query)
+    assert r.status_code == 200, r.text
+    with server.env.sessions() as s:
+        row = s.get(Entitlement, ent)
+        assert row is not None and row.quota_used == 132  # one 132-month series
+        access = s.get(Access, r.headers["oceanmart-access-id"])
+        assert access is not None and access.entitlement_id == ent and access.cells == 132
+    r = client.get(f"/edr/collections/{NAVY}/position", params=query)
+    assert r.status_code == 402, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    with server.env.sessions() as s:
+        row = s.get(Entitlement, ent)
+        assert row is not None and row.quota_used == 132
+
+
+def test_a_query_decides_its_gate_in_its_own_worker_thread(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EDR queries take the gate undecided (``GateDep``) and decide it in the thread that
+    cuts the data: no second hand-over to a thread for the gate alone."""
+    import api.deps
+
+    def no_hop(*_: object, **__: object) -> None:
+        raise AssertionError("the gate took a thread of its own")
+
+    monkeypatch.setattr(api.deps, "run_in_threadpool", no_hop)
+    r = client.get(
+        f"/edr/collections/{NAVY}/position",
+        params={"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["oceanmart-access-id"].startswith("acc_")
+
+
+def test_a_small_answer_is_encoded_while_its_access_is_committed(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metering commit (which waits for the disk) runs in a metering thread while the
+    query's thread encodes; the answer leaves only after both, under the same access id."""
+    import threading
+
+    import api.deps
+
+    threads: list[str] = []
+    record = api.deps.Entitled.record
+
+    def spy(self: api.deps.Entitled, *args: object, **kw: object) -> object:
+        threads.append(threading.current_thread().name)
+        return record(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api.deps.Entitled, "record", spy)
+    r = client.get(
+        f"/edr/collections/{NAVY}/position",
+        params={"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"},
+    )
+    assert r.status_code == 200, r.text
+    assert len(threads) == 1 and threads[0].startswith("oceanmart-metering")

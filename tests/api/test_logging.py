@@ -8,6 +8,8 @@ import json
 import logging
 import time
 
+import pytest
+
 from oceanmart.logging import configure_logging, scrub
 from tests.conftest import Server
 
@@ -71,3 +73,37 @@ def test_a_request_id_is_taken_from_the_caller_when_it_is_a_uuid(server: Server)
         [replaced.headers["x-request-id"]],
         [fresh.headers["x-request-id"]],
     ]
+
+
+def test_the_access_line_is_not_built_below_its_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At WARNING (a server's usual level) the access log's info line is not built at all
+    (its query redaction, structlog's bound logger); at INFO it is."""
+    import asyncio
+
+    import api.middleware as mw
+
+    built: list[bytes] = []
+    monkeypatch.setattr(mw, "redact_query", lambda raw: built.append(raw) or "")
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+    async def call() -> None:
+        async def send(_: object) -> None:
+            return None
+
+        scope = {"type": "http", "method": "GET", "path": "/x", "headers": [],
+                 "query_string": b"a=1"}  # fmt: skip
+        await mw.AccessLog(app)(scope, None, send)  # type: ignore[arg-type]
+
+    stream = io.StringIO()
+    try:
+        configure_logging("WARNING", "json", stream)
+        asyncio.run(call())
+        assert built == []
+        configure_logging("INFO", "json", stream)
+        asyncio.run(call())
+        assert built == [b"a=1"]
+    finally:
+        configure_logging("INFO", "json")  # as the test above leaves it

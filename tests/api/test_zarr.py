@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from oceanmart.accounts import create_account, create_key
@@ -146,3 +147,23 @@ def test_a_box_read_over_http_equals_ncks(server: Server, levitus: str, tmp_path
                              depth=slice(0, 300)).load()  # fmt: skip
     assert got.shape == want.transpose(*got.dims).shape and got.size > 1000
     np.testing.assert_array_equal(got.values, want.transpose(*got.dims).values)
+
+
+def test_zarr_requests_decide_their_gate_in_their_own_worker_thread(
+    server: Server, levitus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zarr routes take the gate undecided and decide it in the thread that reads the
+    object: one hand-over per request (an open_zarr and a point series make eight)."""
+    import api.deps
+
+    def no_hop(*_: object, **__: object) -> None:
+        raise AssertionError("the gate took a thread of its own")
+
+    monkeypatch.setattr(api.deps, "run_in_threadpool", no_hop)
+    with server.client(_buyer(server)) as c:
+        for path in ("zarr.json", "copies/series/TEMP/zarr.json", "TEMP/c/0/0/0"):
+            r = c.get(f"/zarr/products/{PRODUCT}/{path}")
+            assert r.status_code == 200, (path, r.text)
+        assert r.headers["oceanmart-access-id"].startswith("acc_")
+    with server.client() as c:  # and still no data without a key
+        assert c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0").status_code == 401

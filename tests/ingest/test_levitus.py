@@ -240,3 +240,29 @@ def test_both_copies_hold_the_same_coordinates(
         if name not in a.data_vars:
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=str(name))
     assert not np.isnan(b[bounds].values.astype(float)).any()
+
+
+def test_a_caller_that_starts_with_the_collector_off_gets_it_back(
+    fresh_env: Env, levitus_file: Path
+) -> None:
+    """The CLI starts with the garbage collector off (start-up imports); the pipeline turns
+    it back on once the sources are open, after freezing what exists, so the write runs
+    with a collector (memory stays bounded) that does not walk the libraries' objects."""
+    import gc
+    from concurrent.futures import Future
+
+    gc.disable()
+    try:
+        opened: Future[object] = Future()
+        opened.set_result(fresh_env.sessions)  # the CLI's catalog, opened in a thread
+        result = ingest(
+            load_spec(LEVITUS_SPEC),
+            sessions=opened,  # type: ignore[arg-type]
+            store=fresh_env.store,
+            corpus_dir=fresh_env.settings.corpus_dir,
+        )
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert result.created
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -240,3 +240,59 @@ def test_non_standard_calendars_are_kept_and_selectable(
     )
     assert back.time.dt.calendar == ds.time.dt.calendar
     np.testing.assert_array_equal(back.time.values, want.TIME.values)
+
+
+_MODULES_AT_EXIT = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('MODULES', 'dask.array' in sys.modules,"
+    " 'distributed' in sys.modules, file=sys.stderr))\n"
+    "from oceanmart.cli import main\n"
+    "sys.argv = ['oceanmart', *sys.argv[1:]]\n"
+    "main()\n"
+)
+
+
+def test_one_local_file_is_ingested_without_dask_arrays(fresh_env: Env) -> None:
+    """One local file: read slab by slab by the pipeline's own threads, no dask graph and
+    no import of dask.array or distributed (~0.5 s of a small ingest). (That it gives the
+    version the dask path gives: ``test_a_localcluster_of_two_processes_...``.)"""
+    env = {
+        **os.environ,
+        "OCEANMART_DATABASE_URL": fresh_env.settings.database_url,
+        "OCEANMART_DATA_URL": fresh_env.settings.data_url,
+        "OCEANMART_CORPUS_DIR": str(fresh_env.settings.corpus_dir),
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", _MODULES_AT_EXIT, "ingest", str(NAVY)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "MODULES False False" in r.stderr
+    version = r.stdout.split(" version ")[1].split(":")[0]
+    with fresh_env.sessions() as s:
+        assert s.scalars(select(ProductVersion.id)).all() == [version]
+
+
+def test_the_dask_array_stand_in_still_recognises_dask_arrays() -> None:
+    """xarray's dask check, deferred (``ingest._lazydask``), still tells dask arrays apart
+    once dask.array is imported, and wraps them lazily."""
+    code = (
+        "import sys\n"
+        "from ingest._lazydask import defer_dask_array_import\n"
+        "assert defer_dask_array_import()\n"
+        "import numpy as np, xarray as xr\n"
+        "v = xr.Variable('x', np.arange(3.0))\n"
+        "assert 'dask.array' not in sys.modules\n"
+        "import dask.array as da\n"
+        "from xarray.namedarray.pycompat import array_type\n"
+        "a = da.ma.masked_equal(da.arange(4.0, chunks=2), 1.0)\n"
+        "assert isinstance(a, array_type('dask')) and not isinstance(v.data, array_type('dask'))\n"
+        "w = xr.Variable('x', a)\n"
+        "assert w.chunks is not None and np.isnan(w.values[1]) and w.values[2] == 2.0\n"
+        "print('OK')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "OK", r.stderr

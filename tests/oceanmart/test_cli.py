@@ -171,3 +171,29 @@ def test_placeholder_secret_is_a_clear_cli_error(env: Env) -> None:
     )
     assert r.returncode == 1
     assert "error: OCEANMART_STRIPE_API_KEY holds a placeholder value" in r.stderr
+
+
+def test_ingest_into_an_unmigrated_database_publishes_nothing(
+    tmp_path: Path, levitus_file: Path
+) -> None:
+    """The catalog is opened and its schema checked in a thread while the data are
+    written; an out-of-date schema still fails the ingest, before anything is published."""
+    data = tmp_path / "data"
+    environ = {
+        **os.environ,
+        "OCEANMART_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        "OCEANMART_DATA_URL": str(data),
+    }
+    r = subprocess.run(
+        [OCEANMART, "ingest", str(levitus_file), "--product", "levitus-raw"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 1, r.stdout
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "oceanmart db upgrade" in errors[0], r.stderr
+    assert not (data / "products").exists() or not any((data / "products").iterdir())
+    assert not (data / ".staging").exists() or not any((data / ".staging").iterdir())

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 import catalog.jobs
@@ -20,7 +21,14 @@ import pricing.orders
 import pricing.quotes
 import pricing.stripe_payments  # noqa: F401
 from oceanmart.accounts import ApiKey
-from oceanmart.db import Base, current_revision, head_revision, transaction
+from oceanmart.db import (
+    Base,
+    _head_from_files,
+    current_revision,
+    head_revision,
+    schema_is_current,
+    transaction,
+)
 from tests.conftest import ROOT, Env, unique
 
 
@@ -28,6 +36,15 @@ def test_migrations_reach_head_and_match_the_models(fresh_env: Env) -> None:
     engine = fresh_env.sessions.kw["bind"]
     newest = max(p.name[:4] for p in (ROOT / "oceanmart/migrations/versions").glob("0*.py"))
     assert current_revision(engine) == head_revision(engine) == newest
+    # the CLI's quick check reads the files and the version table itself: same answer
+    assert _head_from_files() == newest and schema_is_current(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    try:
+        assert not schema_is_current(engine)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newest})
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

@@ -105,3 +105,30 @@ def test_quota_is_per_calendar_month_and_never_overdrawn(env: Env, priced: str) 
         f"2031-01-31,{name},{PRODUCT},2,100,400",
         f"2031-02-01,{name},{PRODUCT},1,100,400",
     ]
+
+
+def test_holdings_answer_as_viewer_for_and_check_access(env: Env, levitus: str) -> None:
+    """The data gate's one read (``holdings``) sees and chooses exactly as ``viewer_for``
+    and ``check_access`` do: expired, revoked, metered and subset entitlements mixed."""
+    from pricing.entitlements import holdings, revoke, viewer_for
+
+    name, _ = buyer(env)
+    who = _principal(env, name)
+    now = datetime.now(UTC)
+    with transaction(env.sessions) as s:
+        for k, (days, quota) in enumerate([(-1, None), (30, 500), (30, 900), (None, None)]):
+            create_for_order(
+                s, account_id=who.account_id, product_id=PRODUCT, kind="subscription",
+                order_id=f"ord_h{k}", now=now,
+                expires_at=None if days is None else now + timedelta(days=days),
+                quota_cells=quota,
+            )  # fmt: skip
+        revoked = grant(s, name, levitus, granted_by="test")
+        revoke(s, revoked.id)
+    with env.sessions() as s:
+        held = holdings(s, who, now)
+        assert held.viewer == viewer_for(s, who)
+        assert held.access(s, PRODUCT) == check_access(s, who, PRODUCT, now=now)
+        assert held.access(s, PRODUCT).expires_at is None  # the unmetered one first
+        with pytest.raises(NotEntitled):
+            held.access(s, "no-such-product", "sub_x")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi.testclient import TestClient
 from shapely.geometry import box
 
 from catalog.sea_areas import AreaFeature, save_areas
@@ -87,15 +85,6 @@ def test_the_lru_is_bounded_and_keeps_the_recently_used() -> None:
     assert len(cache) == 2 and cache.get(2) is None
     assert cache.get_or_make(1, lambda: "x") == "a"
     assert cache.get_or_make(4, lambda: "d") == "d" and cache.get(3) is None
-
-
-def test_the_server_freezes_what_start_up_built(env: Env) -> None:
-    from api import create_app
-
-    app = create_app(env.settings)
-    with TestClient(app):
-        assert gc.get_freeze_count() > 0
-    assert gc.get_freeze_count() == 0
 
 
 def test_a_subset_found_stored_is_not_inserted_again(env: Env, priced: str) -> None:
