@@ -6,9 +6,9 @@ import threading
 import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Product, ProductVersion, Subset, Variable
@@ -147,6 +147,11 @@ def list_products(session: Session, viewer: Viewer = OPERATOR) -> list[ProductIn
     return [_info(session, p) for p in rows if viewer.sees(p.id, p.visibility)]
 
 
+_PRODUCT = select(cast(Table, Product.__table__)).where(
+    cast(Table, Product.__table__).c.id == bindparam("product_id")
+)
+
+
 def get_product(
     session: Session,
     product_id: str,
@@ -158,7 +163,14 @@ def get_product(
     With ``version_id``, the product as of that (immutable) version instead of its
     current one: what a saved subset or a pinned Zarr URL reads.
     """
-    p = session.get(Product, product_id)
+    # A Core read of the row (the ORM's identity map and object loading cost more than
+    # the query on every data request); a session holding the product with unflushed
+    # changes (tests, the CLI) still gets them through the ORM.
+    p: Any = None
+    if not (session.dirty or session.new or session.deleted):
+        p = session.execute(_PRODUCT, {"product_id": product_id}).first()
+    else:
+        p = session.get(Product, product_id)
     if p is None or p.current_version_id is None or not viewer.sees(p.id, p.visibility):
         raise NotFound(f"no product {product_id!r}", extensions={"product": product_id})
     info = _info(session, p)
