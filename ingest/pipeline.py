@@ -261,14 +261,19 @@ def _compute_step(label: str, say: Progress, show_bar: bool) -> Iterator[None]:
     """Announce a step, show dask's progress bar on a terminal (``show_bar``: dask
     computes this step), and log its duration."""
     say(label)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with contextlib.ExitStack() as stack:
         if show_bar:
             from dask.diagnostics import ProgressBar
 
             stack.enter_context(ProgressBar(out=sys.stderr, minimum=1.0))
         yield
-    log.info("ingest.step", step=label, seconds=round(time.perf_counter() - started, 3))
+    log.info(
+        "ingest.step",
+        step=label,
+        seconds=round(time.perf_counter() - started, 3),
+        cpu_seconds=round(time.process_time() - cpu, 3),  # all threads of this process
+    )
 
 
 def _bands(shape: tuple[int, ...], dims: tuple[str, ...], plan: Plan) -> list[tuple[slice, ...]]:
