@@ -21,7 +21,6 @@ import math
 import os
 import struct
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import product as cartesian
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import zstandard
 
 from catalog.store import DataStore
+from oceanmart.lru import LRU
 
 EMPTY = 2**64 - 1  # index entry of an inner chunk that is not stored (all fill value)
 INDEX_CACHE = 4096  # shard indexes kept (a 19x19 shard's is 5.8 kB)
@@ -137,8 +137,7 @@ class ChunkReader:
 
     def __init__(self, store: DataStore) -> None:
         self.store = store
-        self._indexes: OrderedDict[str, np.ndarray | None] = OrderedDict()
-        self._lock = threading.Lock()
+        self._indexes: LRU[str, np.ndarray | None] = LRU(INDEX_CACHE)
 
     # --- stored bytes -------------------------------------------------------------------
 
@@ -177,28 +176,21 @@ class ChunkReader:
 
     def _index(self, layout: ArrayLayout, key: str) -> np.ndarray | None:
         """A shard's index as (offset, nbytes) rows in C order of its inner chunks; None
-        for a shard that is not stored (all fill)."""
-        with self._lock:
-            if key in self._indexes:
-                self._indexes.move_to_end(key)
-                return self._indexes[key]
+        for a shard that is not stored (all fill). Kept: versions are immutable."""
+        return self._indexes.get_or_make(key, lambda: self._read_index(layout, key))
+
+    def _read_index(self, layout: ArrayLayout, key: str) -> np.ndarray | None:
         assert layout.inner is not None
         count = math.prod(c // i for c, i in zip(layout.chunks, layout.inner, strict=True))
         size = 16 * count + 4
         try:
             raw = self._get(key, -size if layout.index_at_end else 0, size)
         except FileNotFoundError:
-            index = None
-        else:
-            body = raw[:-4]
-            if google_crc32c.value(body) != struct.unpack("<I", raw[-4:])[0]:
-                raise ValueError(f"{key}: the shard index does not match its CRC-32C")
-            index = np.frombuffer(body, dtype="<u8").reshape(count, 2)
-        with self._lock:
-            self._indexes[key] = index
-            while len(self._indexes) > INDEX_CACHE:
-                self._indexes.popitem(last=False)
-        return index
+            return None
+        body = raw[:-4]
+        if google_crc32c.value(body) != struct.unpack("<I", raw[-4:])[0]:
+            raise ValueError(f"{key}: the shard index does not match its CRC-32C")
+        return np.frombuffer(body, dtype="<u8").reshape(count, 2)
 
     def _decode(self, layout: ArrayLayout, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         nbytes = math.prod(shape) * layout.dtype.itemsize

@@ -27,7 +27,6 @@ import re
 import threading
 import uuid
 import zipfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,6 +39,7 @@ from catalog.sea_areas import SeaAreaInfo
 from catalog.selection import selection_from_json
 from catalog.store import DataStore
 from oceanmart.errors import NotFound
+from oceanmart.lru import LRU
 
 COPIES = ("map", "series")
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same subset zips the same
@@ -146,7 +146,7 @@ class ZarrStores:
         self.store = store
         self._arrays: dict[str, _ArrayInfo] = {}
         self._coordinates: dict[str, frozenset[str]] = {}
-        self._indexes: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._indexes: LRU[str, np.ndarray] = LRU(_INDEX_CACHE)
         self._lock = threading.Lock()
 
     def version_root(self, product: ProductInfo, copy: str) -> str:
@@ -225,18 +225,13 @@ class ZarrStores:
     def _index(self, obj: StoredObject, shard: Shard) -> np.ndarray:
         """The (offset, nbytes) rows of a shard's inner chunks (cached: shards never
         change)."""
-        with self._lock:
-            if (cached := self._indexes.get(obj.location)) is not None:
-                self._indexes.move_to_end(obj.location)
-                return cached
-        start, _ = shard.index_span(obj.size)
-        raw = self.read(obj, start, start + 16 * shard.count)
-        rows = np.frombuffer(raw, dtype=shard.index_dtype).reshape(shard.count, 2)
-        with self._lock:
-            self._indexes[obj.location] = rows
-            while len(self._indexes) > _INDEX_CACHE:
-                self._indexes.popitem(last=False)
-        return rows
+
+        def read() -> np.ndarray:
+            start, _ = shard.index_span(obj.size)
+            raw = self.read(obj, start, start + 16 * shard.count)
+            return np.frombuffer(raw, dtype=shard.index_dtype).reshape(shard.count, 2)
+
+        return self._indexes.get_or_make(obj.location, read)
 
     def metered(self, obj: StoredObject, span: tuple[int, int] | None) -> tuple[int, int] | None:
         """(cells, bytes) to meter for sending ``span`` ([start, end) bytes; None: all of

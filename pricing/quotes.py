@@ -79,7 +79,7 @@ from oceanmart.errors import (
     NotFound,
     OceanMartError,
 )
-from pricing._cache import LRU
+from oceanmart.lru import LRU
 from pricing.books import BookInfo, PriceBook, PriceRules, database_key, get_book
 from pricing.engine import Ask, ComponentUse, Customer, License, Offer, Priced, price
 from pricing.entitlements import Entitlement, viewer_for

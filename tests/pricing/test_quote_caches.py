@@ -11,8 +11,8 @@ from shapely.geometry import box
 from catalog.sea_areas import AreaFeature, save_areas
 from oceanmart.accounts import Principal, authenticate, get_account
 from oceanmart.db import transaction
+from oceanmart.lru import LRU
 from oceanmart.secrets import operator_key
-from pricing._cache import LRU
 from pricing.quotes import QuoteRequest, create_quote, set_tier
 from pricing.signing import QuoteSigner
 from pricing.verify import verify_quote
