@@ -4,9 +4,10 @@ zarr-python reads a point series from a sharded array in ~0.7 ms, most of it Pyt
 around two small reads (its codec pipeline, the hand-overs to its asyncio thread); the
 two reads themselves cost ~20 us. Here the same stored bytes are read by hand: for a
 sharded array the shard's index (kept, versions are immutable) and then only the inner
-chunks the box touches, for a plain one the chunks it touches; each is decoded with zstd
-and copied into the output. The format is the zarr v3 spec's (chunk keys, regular grid,
-``bytes``/``zstd`` codecs, ``sharding_indexed`` with its ``bytes``+``crc32c`` index);
+chunks the box touches, for a plain one the chunks it touches; each is decoded (zstd or
+Blosc) and copied into the output. The format is the zarr v3 spec's (chunk keys, regular
+grid, ``bytes`` then ``zstd``, ``blosc`` or nothing, ``sharding_indexed`` with its
+``bytes``+``crc32c`` index);
 any other layout or codec (``ArrayLayout.of`` returns None) is read by xarray instead,
 as are variables whose decoding xarray does more than masking for (scale/offset).
 
@@ -28,6 +29,7 @@ from typing import Any
 import google_crc32c
 import numpy as np
 import zstandard
+from numcodecs import blosc
 
 from catalog.store import DataStore
 from oceanmart.lru import LRU
@@ -46,7 +48,7 @@ class ArrayLayout:
     inner: tuple[int, ...] | None  # inner chunks of a sharded array, else None
     dtype: np.dtype[Any]
     fill: Any
-    zstd: bool  # chunks are zstd frames (else raw bytes)
+    codec: str  # "zstd" or "blosc" frames, or "" for raw bytes
     separator: str
     index_at_end: bool = True
 
@@ -88,7 +90,9 @@ class ArrayLayout:
             at_end = conf.get("index_location", "end") == "end"
             codecs = list(conf["codecs"])
         names = [c["name"] for c in codecs]
-        if names not in (["bytes"], ["bytes", "zstd"]) or not _little(codecs[0], dtype.itemsize):
+        if names[:1] != ["bytes"] or names[1:] not in ([], ["zstd"], ["blosc"]):
+            return None
+        if not _little(codecs[0], dtype.itemsize):
             return None
         dtype = dtype.newbyteorder("<")
         fill = _fill(meta["fill_value"], dtype)
@@ -98,7 +102,7 @@ class ArrayLayout:
             return None
         if inner is not None and any(c % i for c, i in zip(chunks, inner, strict=True)):
             return None
-        return cls(location, shape, chunks, inner, dtype, fill, names[-1] == "zstd",
+        return cls(location, shape, chunks, inner, dtype, fill, "".join(names[1:]),
                    separator, at_end)  # fmt: skip
 
     def key(self, index: tuple[int, ...]) -> str:
@@ -194,7 +198,15 @@ class ChunkReader:
 
     def _decode(self, layout: ArrayLayout, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         nbytes = math.prod(shape) * layout.dtype.itemsize
-        raw = _decompressor().decompress(data, max_output_size=nbytes) if layout.zstd else data
+        if layout.codec == "zstd":
+            raw = _decompressor().decompress(data, max_output_size=nbytes)
+        elif layout.codec == "blosc":
+            try:
+                raw = blosc.decompress(data)
+            except RuntimeError as exc:
+                raise ValueError(f"a chunk is not a Blosc frame ({exc})") from None
+        else:
+            raw = data
         if len(raw) != nbytes:
             raise ValueError(f"a chunk decodes to {len(raw)} bytes instead of {nbytes}")
         return np.frombuffer(raw, dtype=layout.dtype).reshape(shape)

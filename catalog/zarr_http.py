@@ -272,7 +272,7 @@ class ZarrStores:
         """The store at ``root`` as a zip archive (the store's root at the archive's root,
         as ``zarr.storage.ZipStore`` and ``zip::`` URLs expect), produced
         piece by piece: nothing is held whole in memory. Entries are stored, not
-        deflated: the chunks are zstd-compressed already."""
+        deflated: the chunks are compressed already (Blosc or zstd)."""
         sink = _Sink()
         base = self.store.fs._strip_protocol(root).rstrip("/")
         with zipfile.ZipFile(sink, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:

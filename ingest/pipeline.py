@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 import xarray as xr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import BloscCodec, ZstdCodec
 
 from catalog.store import DataStore
 from ingest._chunkstore import ChunkIO, ChunkLayout, write_band, write_slab
@@ -80,7 +80,15 @@ log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
 READ_PIECE_BYTES = 64 * 1024 * 1024
 BAND_BYTES = 512 * 1024 * 1024
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 3  # coordinates and the arrays xarray writes
+# A shard's inner chunks (2-6 KB): zstd's level changes nothing there (navy winds 1.072
+# and 1.059, the generated field 1.117, at levels 1, 3 and 5), level 1 is 10% faster.
+SHARD_ZSTD_LEVEL = 1
+# A numeric chunk stored whole: Blosc (a zarr v3 core codec) with zstd at level 1 after
+# a byte shuffle, one block per chunk. Against plain zstd at level 3, measured on the
+# corpus and the generated field (README "Ingest"): 2.2-3.5x faster to encode, 1.4x
+# faster to decode, and 1-32% fewer bytes.
+BLOSC_LEVEL = 1
 COPIES = ("map", "series")
 
 
@@ -195,9 +203,9 @@ def _plan(ds: xr.Dataset, target: int) -> dict[str, Plan]:
 def _prepare(
     ds: xr.Dataset, plan: dict[str, Chunks], shards: dict[str, Chunks]
 ) -> tuple[xr.Dataset, dict[str, Any]]:
-    """Encodings: zstd, NaN fill for floats, and the planned chunks (inner chunks of the
-    planned ``shards`` for a sharded variable; data variables are placeholders of one dask
-    chunk: ``_create``)."""
+    """Encodings: NaN fill for floats, the planned chunks (inner chunks of the planned
+    ``shards`` for a sharded variable) and the codec: Blosc for the planned variables'
+    whole chunks (``ingest._chunkstore`` writes them), zstd for the rest."""
     out = ds.copy()
     encoding: dict[str, Any] = {}
     for name in list(out.variables):
@@ -208,6 +216,19 @@ def _prepare(
             enc["chunks"] = tuple(plan[str(name)][str(d)] for d in var.dims)
         if str(name) in shards:
             enc["shards"] = tuple(shards[str(name)][str(d)] for d in var.dims)
+            enc["compressors"] = [ZstdCodec(level=SHARD_ZSTD_LEVEL)]
+        elif str(name) in plan:
+            itemsize = var.dtype.itemsize
+            blocksize = itemsize * math.prod(enc["chunks"])
+            enc["compressors"] = [
+                BloscCodec(
+                    typesize=itemsize,
+                    cname="zstd",
+                    clevel=BLOSC_LEVEL,
+                    shuffle="shuffle",
+                    blocksize=blocksize,
+                )
+            ]
         if np.issubdtype(var.dtype, np.floating):
             enc["_FillValue"] = np.nan
         encoding[str(name)] = enc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +139,7 @@ def test_a_copy_that_reads_back_differently_is_refused(
     other values (a codec fault) fails the ingest. In a sharded copy, a store that keeps
     another shard, garbles the shard index, or a writer whose index (with a valid
     CRC-32C) points at the wrong inner chunks, fails it too."""
-    from numcodecs import Zstd
+    from numcodecs import Blosc
 
     import ingest._chunkstore as chunkstore
     from ingest._chunkstore import ChunkIO, ChunkLayout
@@ -161,8 +163,9 @@ def test_a_copy_that_reads_back_differently_is_refused(
                 earlier.append(data)
                 data = earlier[-2] if len(earlier) > 1 else data
             else:
-                values = np.frombuffer(Zstd().decode(data), "<f4")
-                data = Zstd(level=3).encode(np.where(np.isnan(values), values, values + 0.5))
+                # a chunk stored whole is a Blosc frame (``ingest.pipeline._prepare``)
+                values = np.frombuffer(Blosc().decode(data), "<f4")
+                data = Blosc("zstd", 1).encode(np.where(np.isnan(values), values, values + 0.5))
         real(self, key, data)
 
     def wrong(layout: ChunkLayout, whole: np.ndarray) -> bytes:
@@ -198,6 +201,23 @@ def test_a_long_series_is_sharded_and_read_back_by_zarr_and_xarray(
     root = fresh_env.store.root / result.store_path
     array = zarr.open_array(root / "series.zarr" / "UWND", mode="r")
     assert array.shards == (132, 64, 64) and array.chunks == (132, 2, 2)
+    # Codecs: a chunk stored whole is one Blosc block (zstd after a byte shuffle); a
+    # shard's 2 KB inner chunks are zstd frames (a Blosc frame costs 2x to make per call).
+    stored = json.loads((root / "map.zarr" / "UWND" / "zarr.json").read_text())
+    chunk = stored["chunk_grid"]["configuration"]["chunk_shape"]
+    assert [c["name"] for c in stored["codecs"]] == ["bytes", "blosc"]
+    assert stored["codecs"][1]["configuration"] == {
+        "typesize": 4, "cname": "zstd", "clevel": 1, "shuffle": "shuffle",
+        "blocksize": 4 * math.prod(chunk),
+    }  # fmt: skip
+    frame = next(
+        p for p in (root / "map.zarr" / "UWND" / "c").rglob("*") if p.is_file()
+    ).read_bytes()
+    assert frame[3] == 4 and frame[8:12] == frame[4:8]  # typesize; one block of nbytes
+    sharding = json.loads((root / "series.zarr" / "UWND" / "zarr.json").read_text())["codecs"]
+    inner_codecs = sharding[0]["configuration"]["codecs"]
+    assert [c["name"] for c in inner_codecs] == ["bytes", "zstd"]
+    assert inner_codecs[1]["configuration"]["level"] == 1
     with fresh_env.sessions() as s:
         version = s.get(ProductVersion, result.version_id)
         assert version is not None
