@@ -11,6 +11,7 @@ on a local folder the rename itself is the marker.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,6 +83,15 @@ class DataStore:
         return bool(self.fs.exists(location))
 
     def size(self, location: str) -> int:
+        """Bytes of the objects under ``location``."""
+        if self.local:
+            # os.walk: fsspec's du builds an info dict per file in Python, ~0.5 ms per
+            # folder and file (~1 s for a 365-step product's copies)
+            return sum(
+                os.stat(os.path.join(folder, name)).st_size  # noqa: PTH118, PTH116
+                for folder, _, names in os.walk(location)
+                for name in names
+            )
         return int(self.fs.du(location, total=True))
 
     def iter_bytes(self, location: str, block: int = 1 << 20) -> Iterator[bytes]:

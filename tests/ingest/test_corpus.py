@@ -56,6 +56,9 @@ def test_every_spec_publishes_two_identical_copies(catalog_env: Env, spec: Path)
     for copy in ("map", "series"):
         meta = row.chunks[copy]
         assert meta["stored_bytes"] > 0 and meta["value_count"] == row.value_count
+        # the store's own walk (``DataStore.size``) against fsspec's
+        where = catalog_env.store.location(row.store_path, f"{copy}.zarr")
+        assert meta["stored_bytes"] == catalog_env.store.fs.du(where, total=True)
     a, b = _published(catalog_env, product, "map"), _published(catalog_env, product, "series")
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values)
