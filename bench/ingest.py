@@ -12,6 +12,13 @@ Run: ``.venv/bin/python bench/ingest.py [--steps 182,365] [--repeat N] [--keep]`
 With ``--repeat N`` every dataset is run N times, plain xarray and OceanMart alternating
 (plain, ours, plain, ours...), so load that comes and goes hits both alike; each run is
 a row, with the UTC time and load average at its start.
+
+Every run writes into its own folder, and nothing is deleted until the end: on this
+machine's ext4 (no journal) a file or folder created within ~30 s of thousands of
+deletions makes the kernel scan past every recently deleted inode (``recently_deleted``,
+``find_inode_bit``: 15% of an ingest's CPU samples in ``perf``), so deleting one run's
+output made the next run, of either side, pay for it. Needs ~12 GB free in the work
+folder with the default steps and ``--repeat 2``.
 """
 
 from __future__ import annotations
@@ -111,14 +118,13 @@ def main() -> None:
             load = os.getloadavg()[0]
             print(f"[bench] {label}: plain xarray", file=sys.stderr, flush=True)
             plain_s, plain_rss, plain_cpu = measure(
-                [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}.zarr")],
+                [sys.executable, "-c", PLAIN, str(src), str(work / f"plain{i}-{k}.zarr")],
                 dict(os.environ),
             )
-            shutil.rmtree(work / f"plain{i}.zarr")
             print(f"[bench] {label}: oceanmart", file=sys.stderr, flush=True)
             env = {
                 **os.environ,
-                "OCEANMART_VAR_DIR": str(work / f"var{i}"),
+                "OCEANMART_VAR_DIR": str(work / f"var{i}-{k}"),
                 "OCEANMART_CORPUS_DIR": str(corpus),
                 "OCEANMART_LOG_LEVEL": "WARNING",
             }
@@ -128,7 +134,6 @@ def main() -> None:
             om_s, om_rss, om_cpu = measure(
                 [str(BIN / "oceanmart"), "ingest", str(src), "--product", f"bench-{i}"], env
             )
-            shutil.rmtree(work / f"var{i}")
             mb = src.stat().st_size / 1e6
             plain = (plain_s, plain_rss, plain_cpu)
             ours = (om_s, om_rss, om_cpu)
