@@ -415,9 +415,10 @@ async def data_gate(request: Request, raw: RawKeyDep) -> Gate:
         elif not isinstance(product_id, str) or not product_id:
             bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    state = request.app.state  # (SessionsDep and LedgerDep, without resolving them)
+    state = request.app.state  # (the app's objects, without resolving dependencies)
     key = KeyCheck(raw, Scope.DATA_READ, request)
-    return Gate(key, params, state.sessions, state.ledger, bad_body)
+    # Access records commit as ``Settings.metering_durable`` says (api.app).
+    return Gate(key, params, state.metering_sessions, state.ledger, bad_body)
 
 
 GateDep = Annotated[Gate, Depends(data_gate)]

@@ -381,3 +381,34 @@ def test_a_point_reading_more_than_the_loop_takes_goes_to_a_worker_thread(
         for r in (on_loop, in_thread):
             row = s.get(AccessRecord, r.headers["oceanmart-access-id"])
             assert row is not None and row.key_id == key_id and row.cells == 132
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_access_records_commit_as_metering_durable_says(
+    server: Server, navy_winds: str, durable: bool
+) -> None:
+    """The gate and the access record of a delivery commit through connections whose
+    durability ``metering_durable`` sets (default: not waiting for the disk), on the
+    event loop and in worker threads alike; every other write waits for the disk."""
+    from api import create_app
+
+    want = {"sqlite": ("2", "1"), "postgresql": ("on", "off")}[server.env.backend]
+    query = "PRAGMA synchronous" if server.env.backend == "sqlite" else "SHOW synchronous_commit"
+    settings = server.env.settings.model_copy(update={"metering_durable": durable})
+    app = create_app(settings)
+    _, key = _navy_key(server, "durable")
+    with running(settings, app) as url, httpx.Client(base_url=url) as c:
+        r = c.get(
+            f"/edr/collections/{NAVY}/position",
+            params=SERIES,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 200, r.text
+        for sessions, durable_here in (
+            (app.state.metering_sessions, durable),
+            (app.state.loop_sessions, durable),
+            (app.state.sessions, True),
+        ):
+            with sessions() as s:
+                setting = str(s.connection().exec_driver_sql(query).scalar())
+            assert setting == want[0 if durable_here else 1]
