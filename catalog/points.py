@@ -161,9 +161,22 @@ class PointReader:
         coords["point"] = xr.Variable((), np.int64(0))
         coords["requested_longitude"] = xr.Variable((), np.float64(x))
         coords["requested_latitude"] = xr.Variable((), np.float64(y))
-        # The axes' indexes come made: a pandas index of 365 instants costs ~0.1 ms.
-        made = xr.Coordinates(coords, indexes=axes.xindexes)
-        return xr.Dataset(data, coords=made, attrs=tmpl.attrs)
+        # Put together directly, with xarray's internal constructor for parts known to
+        # agree (``Dataset(...)`` merging and aligning them was ~0.23 of a ~0.55 ms cut
+        # of CPU here; xarray internals: tests/catalog/test_points.py checks the answers
+        # on every corpus product), with the axes' indexes made (a pandas index of 365
+        # instants costs ~0.1 ms) and their variables copied (their attributes and
+        # encoding are the answer's own).
+        variables = {
+            name: var.copy(deep=False) if name in axes else var for name, var in coords.items()
+        }
+        variables.update(data)
+        return xr.Dataset._construct_direct(
+            variables,
+            set(coords),
+            attrs=dict(tmpl.attrs),
+            indexes=dict(axes.xindexes),
+        )
 
     def _axes(self, tmpl: _Template, at: dict[str, Any]) -> xr.Coordinates:
         """The coordinates off the horizontal grid (times, depths, their bounds) cut to
