@@ -77,6 +77,18 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
         lock_wait_ms=LOOP_LOCK_WAIT_MS,
         **({"isolation_level": "AUTOCOMMIT"} if pg else {}),
     )
+    # The data gate and the access records of deliveries: commits that wait for the disk
+    # only with ``metering_durable`` (README, Data access, says what may be lost).
+    metering = sessions if settings.metering_durable else make_sessionmaker(relaxed)
+    # The same for small point reads answered on the event loop (api.routers.edr):
+    # connections that give up on a lock after LOOP_LOCK_WAIT_MS (the request then runs
+    # again in a worker thread, through ``metering``).
+    loop_data = make_engine(
+        settings.database_url,
+        durable=settings.metering_durable,
+        ping_idle_s=2.0,
+        lock_wait_ms=LOOP_LOCK_WAIT_MS,
+    )
     store = DataStore.from_settings(settings)
     runner = JobRunner(
         sessions, store, workers=settings.job_workers, max_job_bytes=settings.max_job_bytes
@@ -99,7 +111,8 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
             runner.stop()
             if worker:
                 worker.stop()
-            for pooled in (engine, relaxed, on_loop):  # their connections, not the engines
+            # their connections, not the engines
+            for pooled in (engine, relaxed, on_loop, loop_data):
                 pooled.dispose()
             gc.unfreeze()
 
@@ -115,6 +128,8 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     app.state.relaxed_engine = relaxed
     app.state.loop_engine = on_loop
     app.state.relaxed_sessions = make_sessionmaker(relaxed)
+    app.state.metering_sessions = metering
+    app.state.loop_sessions = make_sessionmaker(loop_data)
     app.state.store = store
     app.state.jobs = runner
     app.state.zarr = ZarrStores(app.state.store)

@@ -119,10 +119,13 @@ def _authenticate(session: Session, raw: str, request: Request, settings: Settin
 
 
 def _admit(request: Request, principal: Principal) -> None:
-    """A caller whose key checked out: counted against its key's request rate, and named
-    for the access log (which runs outside the worker thread's context) and log lines."""
-    limiter: KeyLimiter = request.app.state.limiter
-    limiter.hit(principal.key_id)
+    """A caller whose key checked out: counted against its key's request rate (once per
+    request: a request tried on the event loop and run again in a worker thread is one),
+    and named for the access log (which runs outside the worker thread's context) and
+    log lines."""
+    if getattr(request.state, "key_id", None) != principal.key_id:
+        limiter: KeyLimiter = request.app.state.limiter
+        limiter.hit(principal.key_id)
     request.state.key_id = principal.key_id
     request.state.account = principal.account_name
     structlog.contextvars.bind_contextvars(key_id=principal.key_id)
@@ -382,8 +385,10 @@ class Gate:
     ledger: Ledger
     bad_body: InvalidParameter | None = None
 
-    def decide(self) -> Entitled:
-        return _gate(self.key, self.params, self.sessions, self.ledger, self.bad_body)
+    def decide(self, sessions: sessionmaker[Session] | None = None) -> Entitled:
+        """The answer, read through ``sessions`` (default: the app's), which the
+        ``Entitled`` then records deliveries through."""
+        return _gate(self.key, self.params, sessions or self.sessions, self.ledger, self.bad_body)
 
 
 async def data_gate(request: Request, raw: RawKeyDep) -> Gate:
@@ -410,9 +415,10 @@ async def data_gate(request: Request, raw: RawKeyDep) -> Gate:
         elif not isinstance(product_id, str) or not product_id:
             bad_body = InvalidParameter("product", "give the id of the product to run on")
         params["product_id"] = product_id
-    state = request.app.state  # (SessionsDep and LedgerDep, without resolving them)
+    state = request.app.state  # (the app's objects, without resolving dependencies)
     key = KeyCheck(raw, Scope.DATA_READ, request)
-    return Gate(key, params, state.sessions, state.ledger, bad_body)
+    # Access records commit as ``Settings.metering_durable`` says (api.app).
+    return Gate(key, params, state.metering_sessions, state.ledger, bad_body)
 
 
 GateDep = Annotated[Gate, Depends(data_gate)]

@@ -23,8 +23,9 @@ import json
 import math
 import tempfile
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -32,6 +33,7 @@ import xarray as xr
 from catalog.compute import ComponentResult, Kind, iso_time, point_features
 from catalog.subset import write_netcdf
 from oceanmart.errors import InvalidParameter
+from oceanmart.lru import LRU
 
 __all__ = [
     "MEDIA_TYPES",
@@ -148,17 +150,47 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
         )
         if not math.prod(target):
             continue
-        texts = []
+        # Each column's texts, or its one text when it is the same on every row (a
+        # point's position beside its series); neighbouring constant columns as one.
+        texts: list[list[str] | str] = []
         whole = target == shape  # one block (a point series): no isel per column
         for _, var in columns:
             part = var if whole else var.isel({d: s for d, s in sub.items() if d in var.dims})
             values = _expand(np.asarray(part.values), [str(d) for d in part.dims], dims)
-            # Text of each value once, then repeated along the axes the column lacks (a
-            # point's position is one text for every row of its series).
-            text = _texts(values, "").reshape(values.shape)
-            texts.append(np.broadcast_to(text, target).ravel().tolist())
-        lines = [",".join(row) for row in zip(*texts, strict=True)]
-        yield ("\n".join(lines) + "\n").encode()
+            # Text of each value once, then repeated along the axes the column lacks.
+            text = _column_texts(values).reshape(values.shape)
+            if text.size == 1:
+                one = str(text.flat[0])
+                if texts and isinstance(texts[-1], str):
+                    texts[-1] += "," + one
+                else:
+                    texts.append(one)
+            else:
+                texts.append(np.broadcast_to(text, target).ravel().tolist())
+        if all(isinstance(t, str) for t in texts):  # one row
+            yield (",".join(cast(list[str], texts)) + "\n").encode()
+            continue
+        n = math.prod(target)
+        lines = zip(*(repeat(t, n) if isinstance(t, str) else t for t in texts), strict=True)
+        yield ("\n".join(map(",".join, lines)) + "\n").encode()
+
+
+# The texts of time axes by their values: a version's time axis, or the slice of it a
+# request selects, is written again and again (~0.1 ms for 365 instants).
+_AXIS_TEXTS: LRU[tuple[str, tuple[int, ...], bytes], np.ndarray] = LRU(256)
+_AXIS_TEXTS_MAX = 100_000  # instants of an axis kept (at most ~3 MB each)
+
+
+def _column_texts(values: np.ndarray) -> np.ndarray:
+    """``_texts(values, "")`` (missing values empty), instants' texts kept by value."""
+    if values.dtype.kind != "M" or not 1 < values.size <= _AXIS_TEXTS_MAX:
+        return _texts(values, "")
+    key = (values.dtype.str, values.shape, values.tobytes())
+    held = _AXIS_TEXTS.get(key)
+    if held is None:
+        held = _AXIS_TEXTS.put(key, _texts(values, ""))
+        held.flags.writeable = False  # shared by every answer with this axis
+    return held
 
 
 def _expand(values: np.ndarray, have: list[str], dims: tuple[str, ...]) -> np.ndarray:

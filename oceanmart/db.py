@@ -104,9 +104,10 @@ def make_engine(
     ``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``), for writes that may
     be lost in a power failure, an OS crash or a PostgreSQL server crash (never in a
     crash of our process, never half-applied). The database's log is one ordered stream,
-    so a later durable commit makes the relaxed ones before it durable too. Only quotes
-    use it (``pricing.quotes`` says why). Set once per connection, not per transaction:
-    a statement less per transaction (on PostgreSQL a round trip).
+    so a later durable commit makes the relaxed ones before it durable too. Quotes use it
+    (``pricing.quotes`` says why), and the access records of data deliveries unless
+    ``Settings.metering_durable`` (README, Data access). Set once per connection, not
+    per transaction: a statement less per transaction (on PostgreSQL a round trip).
 
     ``ping_idle_s``: check a pooled connection before use when it has been idle that long
     (a PostgreSQL restart or an idle timeout may have closed it), a lost one is replaced.

@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     max_job_bytes: int = Field(
         default=8 * 1024**3, gt=0, description="The output size limit of one job."
     )
+    metering_durable: bool = Field(
+        default=False,
+        description="Data deliveries' access records (and their ledger leaves) commit "
+        "waiting for the disk; default: not (README, Data access: a power failure may "
+        "lose the last moments' records, a crash of the server none).",
+    )
     key_last_used_resolution_s: int = Field(
         default=60, ge=0, description="last_used_at is written at most this often per key."
     )

@@ -16,7 +16,7 @@ never left inconsistent. Why that is acceptable:
 - ordering a lost quote answers 404 (``no quote``) and charges nothing; quoting the same
   selection again under the same price book gives the same total;
 - the log (SQLite's WAL, PostgreSQL's WAL) is one ordered stream and every order,
-  payment, ledger leaf and price-book change still commits durably, which also makes
+  payment, ledger integration and price-book change still commits durably, which also makes
   every quote written before it durable: an order that survived a crash always finds
   its quote.
 """

@@ -8,16 +8,18 @@ CoverageJSON (default), GeoJSON, CSV or NetCDF, streamed.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.exc import OperationalError
 from starlette.background import BackgroundTask
 
 from api.deps import (
@@ -37,6 +39,7 @@ from catalog.products import ProductInfo, list_products
 from catalog.selection import selection_from_json
 from catalog.store import DataStore
 from catalog.work import watched
+from oceanmart.db import is_lock_timeout
 from oceanmart.errors import InvalidParameter
 from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery, new_access_id
@@ -220,6 +223,19 @@ async def _query(serving: Serving, query: str, **params: str | None) -> Response
         raise _edr_error(exc) from None
 
 
+# One POINT (a series or a profile) whose plan reads at most LOOP_BYTES is answered on
+# the event loop: its work (gate, plan, read, CSV, access record: ~2 ms of CPU) would not
+# leave the loop free anyway (the GIL), while the hand-over to a worker thread and back
+# cost more than the cut (both threads contending for the GIL; as for quotes, see
+# api.routers.quotes). Anything else, or a lock to wait for, goes to a worker thread.
+LOOP_BYTES = 256 * 1024
+_ON_LOOP = re.compile(r"\s*POINT\s*\(", re.IGNORECASE)
+
+
+class _NotOnLoop(Exception):
+    """Raised on the event loop, before any data is read: run it in a worker thread."""
+
+
 @dataclass(slots=True)
 class _Answer:
     """What the worker thread hands back to the event loop."""
@@ -240,13 +256,18 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     fmt, compression = serving.f, serving.compression
     params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
 
-    def answer(cancel: threading.Event) -> _Answer:
+    def answer(cancel: threading.Event | None) -> _Answer:
         """Decide the gate, parse, cut, encode (or write the file), meter: all in one
         worker thread, so the event loop never waits on the data or the database, and a
         request costs one hand-over to a thread. The gate is decided first: a caller
         without access learns nothing about its query. A small answer is encoded whole
-        here; a large one is returned as pieces, holding the heavy slot while it streams."""
-        gate = serving.gate.decide()
+        here; a large one is returned as pieces, holding the heavy slot while it streams.
+
+        ``cancel`` None: on the event loop, for one POINT (see ``LOOP_BYTES``), through
+        connections that do not wait for locks; raises ``_NotOnLoop`` (not one point)
+        or ``points.TooMuchToRead`` (more than ``LOOP_BYTES`` to read, or not a direct
+        read) before any data is read, and a lock timeout if it met a lock."""
+        gate = serving.gate.decide(request.app.state.loop_sessions if cancel is None else None)
         kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
         if kind is None:
             raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")
@@ -254,6 +275,8 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         selection = selection_from_json(doc)
         # One POINT is one coverage (a series or a profile), not a collection of one.
         single = query == "position" and len(doc["points"]) == 1
+        if cancel is None and not single:
+            raise _NotOnLoop
         product, version = gate.product, gate.version.id
         access_id = new_access_id()
         tmp: Path | None = None
@@ -263,11 +286,12 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
                 os.close(fd)
                 tmp = Path(name)
-            with watched(cancel):
+            with watched(cancel) if cancel is not None else nullcontext():
                 if single:  # a series or a profile: read directly when it can be
                     selected, planned = points.cut_point(
-                        store, product, selection, settings.max_request_bytes
-                    )
+                        store, product, selection, settings.max_request_bytes,
+                        max_read=LOOP_BYTES if cancel is None else None,
+                    )  # fmt: skip
                 else:
                     selected, planned = engine.cut(
                         store, product, selection, settings.max_request_bytes
@@ -305,7 +329,23 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 tmp.unlink(missing_ok=True)
             raise
 
-    done = await run_cancellable(request, answer)
+    if (
+        query == "position"
+        and _ON_LOOP.match(params.get("coords") or "")
+        and FORMATS.get((fmt or "CoverageJSON").strip().lower()) != "netcdf"
+    ):
+        try:
+            done = answer(None)
+        except (_NotOnLoop, points.TooMuchToRead):
+            done = await run_cancellable(request, answer)
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            # Another transaction holds a lock the gate or the access record needs: wait
+            # for it in a worker thread, never on the event loop (rolled back whole).
+            done = await run_cancellable(request, answer)
+    else:
+        done = await run_cancellable(request, answer)
     headers = {"OceanMart-Access-Id": done.access_id, "OceanMart-Product-Version": done.version_id}
     media = encode.MEDIA_TYPES[done.kind]
     if done.tmp is not None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
+from concurrent.futures import wait
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import netCDF4
@@ -20,7 +22,7 @@ from oceanmart.db import transaction
 from pricing.entitlements import grant
 from pricing.metering import AccessRecord
 from tests.catalog.test_subset_reference import _as_ours, _assert_same
-from tests.conftest import Server, require_tool, unique
+from tests.conftest import Server, require_tool, running, unique
 
 LEV = "levitus-climatology"
 NAVY = "navy-winds-monthly"
@@ -297,3 +299,116 @@ def test_a_query_decides_its_gate_in_its_own_worker_thread(
     )
     assert r.status_code == 200, r.text
     assert r.headers["oceanmart-access-id"].startswith("acc_")
+
+
+def _navy_key(server: Server, prefix: str) -> tuple[str, str]:
+    name = unique(prefix)
+    with transaction(server.env.sessions) as s:
+        create_account(s, name, "enterprise")
+        grant(s, name, NAVY, granted_by="test")
+        info, key = create_key(s, name, "data:read")
+    return info.id, key
+
+
+SERIES = {"coords": "POINT(141.2 21.4)", "parameter-name": "UWND", "f": "CSV"}
+
+
+def test_a_point_on_the_event_loop_waits_for_a_lock_in_a_worker_thread(
+    server: Server, navy_winds: str
+) -> None:
+    """One point is answered on the event loop through connections that give up on a
+    lock at once (``api.routers.edr``). When another transaction holds one (here the
+    key's row, which the key's first use writes), the request runs again in a worker
+    thread and waits there: answered once the lock is released, metered once, counted
+    once against its key's rate (a burst of one: a second count would be a 429)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select, update
+
+    from oceanmart.accounts import ApiKey
+
+    key_id, key = _navy_key(server, "locked")
+    settings = server.env.settings.model_copy(
+        update={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}
+    )
+    with (
+        running(settings) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        with transaction(server.env.sessions) as s:
+            # the database's write lock on SQLite, the key's row on PostgreSQL
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(label="held"))
+            asked = pool.submit(c.get, f"/edr/collections/{NAVY}/position", params=SERIES)
+            done, _ = wait([asked], timeout=1.0)
+            assert not done  # it waits for the lock (and did not fail at once)
+        r = asked.result()
+    assert r.status_code == 200, r.text
+    with server.env.sessions() as s:
+        records = s.scalar(
+            select(func.count()).select_from(AccessRecord).where(AccessRecord.key_id == key_id)
+        )
+        assert records == 1
+        assert s.get(AccessRecord, r.headers["oceanmart-access-id"]) is not None
+
+
+def test_a_point_reading_more_than_the_loop_takes_goes_to_a_worker_thread(
+    server: Server, navy_winds: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A point whose plan reads more than ``LOOP_BYTES`` is cut in a worker thread (the
+    gate decided again there), with the same answer and one access record."""
+    import api.routers.edr as router
+    from api.work import run_cancellable
+
+    key_id, key = _navy_key(server, "bigpoint")
+    client = server.client(key)
+    on_loop = client.get(f"/edr/collections/{NAVY}/position", params=SERIES)
+    assert on_loop.status_code == 200, on_loop.text
+    monkeypatch.setattr(router, "LOOP_BYTES", 0)
+    threads: list[str] = []
+
+    async def counted(request: Any, work: Any) -> Any:
+        threads.append("worker")
+        return await run_cancellable(request, work)
+
+    monkeypatch.setattr(router, "run_cancellable", counted)
+    in_thread = client.get(f"/edr/collections/{NAVY}/position", params=SERIES)
+    assert in_thread.status_code == 200, in_thread.text
+    assert threads == ["worker"]
+    assert in_thread.content == on_loop.content
+    assert in_thread.headers["oceanmart-access-id"] != on_loop.headers["oceanmart-access-id"]
+    with server.env.sessions() as s:
+        for r in (on_loop, in_thread):
+            row = s.get(AccessRecord, r.headers["oceanmart-access-id"])
+            assert row is not None and row.key_id == key_id and row.cells == 132
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_access_records_commit_as_metering_durable_says(
+    server: Server, navy_winds: str, durable: bool
+) -> None:
+    """The gate and the access record of a delivery commit through connections whose
+    durability ``metering_durable`` sets (default: not waiting for the disk), on the
+    event loop and in worker threads alike; every other write waits for the disk."""
+    from api import create_app
+
+    want = {"sqlite": ("2", "1"), "postgresql": ("on", "off")}[server.env.backend]
+    query = "PRAGMA synchronous" if server.env.backend == "sqlite" else "SHOW synchronous_commit"
+    settings = server.env.settings.model_copy(update={"metering_durable": durable})
+    app = create_app(settings)
+    _, key = _navy_key(server, "durable")
+    with running(settings, app) as url, httpx.Client(base_url=url) as c:
+        r = c.get(
+            f"/edr/collections/{NAVY}/position",
+            params=SERIES,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert r.status_code == 200, r.text
+        for sessions, durable_here in (
+            (app.state.metering_sessions, durable),
+            (app.state.loop_sessions, durable),
+            (app.state.sessions, True),
+        ):
+            with sessions() as s:
+                setting = str(s.connection().exec_driver_sql(query).scalar())
+            assert setting == want[0 if durable_here else 1]

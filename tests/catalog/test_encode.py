@@ -144,6 +144,37 @@ def test_csv_reads_back_the_same_values(ds: xr.Dataset, rows: int) -> None:
         assert set(columns["latitude"]) == {repr(float(ds.latitude))}
 
 
+DAY = np.timedelta64(1, "D")
+
+
+def test_csv_of_a_series_writes_each_time_axis_as_its_own() -> None:
+    """Time axes' texts are kept by their values (one series after another at the same
+    times): the same axis gives the same text, another axis of the same length its own,
+    a missing instant an empty field; constant columns repeat on every row."""
+
+    def series(start: str, value: float) -> xr.Dataset:
+        times = np.arange(np.datetime64(start, "ns"), np.datetime64(start, "ns") + 3 * DAY, DAY)
+        if start == "2001-01-01":
+            times[1] = np.datetime64("NaT", "ns")
+        return xr.Dataset(
+            {"sst": ("time", np.full(3, value, np.float32), {"units": "degC"})},
+            coords={"time": times, "latitude": 10.5, "longitude": -30.25},
+        )
+
+    def rows(ds: xr.Dataset) -> list[str]:
+        return joined(csv_chunks(ds)).decode().splitlines()[2:]
+
+    first = rows(series("2000-01-01", 1.5))
+    assert first == [f"2000-01-0{d}T00:00:00Z,10.5,-30.25,1.5" for d in (1, 2, 3)]
+    assert rows(series("2000-01-01", 2.5)) == [r.replace(",1.5", ",2.5") for r in first]
+    assert rows(series("2001-01-01", 1.5)) == [
+        "2001-01-01T00:00:00Z,10.5,-30.25,1.5",
+        ",10.5,-30.25,1.5",
+        "2001-01-03T00:00:00Z,10.5,-30.25,1.5",
+    ]
+    assert rows(series("2000-01-01", 1.5)) == first
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(ds=datasets(), limit=st.integers(1, 9))
 def test_coveragejson_reads_back_the_same_values(ds: xr.Dataset, limit: int) -> None:

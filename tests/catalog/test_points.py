@@ -94,6 +94,15 @@ def test_cut_point_reads_without_xarray_and_falls_back(
     ):
         with pytest.raises(AssertionError, match="cut with xarray"):
             points.cut_point(compute_env.store, navy, selection_from_json(doc), 1 << 30)
+    # ``max_read``: the same answer up to the plan's bytes; more, or a cut that needs
+    # xarray, is refused before anything is read.
+    got, _ = points.cut_point(compute_env.store, navy, sel, 1 << 30, max_read=plan.bytes_to_read)
+    _same(got, want.isel(point=0))
+    with pytest.raises(points.TooMuchToRead):
+        points.cut_point(compute_env.store, navy, sel, 1 << 30, max_read=plan.bytes_to_read - 1)
+    linear = selection_from_json({"points": [[141.2, 21.4]], "method": "linear"})
+    with pytest.raises(points.TooMuchToRead):
+        points.cut_point(compute_env.store, navy, linear, 1 << 30, max_read=1 << 30)
 
 
 def _store(
