@@ -87,6 +87,8 @@ class DataStore:
         if self.local:
             # os.walk: fsspec's du builds an info dict per file in Python, ~0.5 ms per
             # folder and file (~1 s for a 365-step product's copies)
+            if os.path.isfile(location):  # noqa: PTH113
+                return os.path.getsize(location)  # noqa: PTH202
             return sum(
                 os.stat(os.path.join(folder, name)).st_size  # noqa: PTH118, PTH116
                 for folder, _, names in os.walk(location)
