@@ -243,8 +243,12 @@ def _bits(a: np.ndarray) -> np.ndarray:
 
 def _whole(layout: ChunkLayout, part: np.ndarray) -> np.ndarray:
     """A chunk's values as stored: edge chunks whole, padded with the fill value (zarr's
-    regular grid)."""
+    regular grid). A whole shard is returned as it is, a view of the band: ``_split``
+    moves its values into inner-chunk order anyway (copying it first cost a pass over
+    every value)."""
     if part.shape == layout.chunks:
+        if layout.inner is not None and part.dtype == np.dtype(layout.dtype):
+            return part
         return np.ascontiguousarray(part, dtype=layout.dtype)
     whole = np.full(layout.chunks, layout.fill, dtype=layout.dtype)
     whole[tuple(slice(0, s) for s in part.shape)] = part
@@ -421,9 +425,10 @@ def _decode(layout: ChunkLayout, stored: bytes) -> np.ndarray:
     return _join(layout, blocks)
 
 
-def _crc(data: bytes) -> int:
-    """CRC-32C of a chunk's values (google-crc32c: ~3x faster than zlib's CRC-32, even
-    with the copy to bytes it needs for an array)."""
+def _crc(data: bytes | np.ndarray) -> int:
+    """CRC-32C of a chunk's values, bytes or a C-contiguous array (google-crc32c: ~3x
+    faster than zlib's CRC-32; it reads an array's buffer, no copy, and refuses one that
+    is not contiguous)."""
     crc: int = google_crc32c.value(data)
     return crc
 
@@ -463,7 +468,7 @@ def write_slab(
             return index, None
         whole = _whole(layout, part)
         io.put(layout.key(index), _encode(layout, whole))
-        return index, _crc(whole.tobytes())
+        return index, _crc(whole)
 
     jobs: list[Callable[[], Any]] = [lambda: hashlib.sha256(block.data).digest()]
     jobs += [functools.partial(one, i) for i in _chunk_indices(layout, origin, block.shape)]
