@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -183,3 +184,37 @@ def test_bad_selections_name_their_field(doc: dict[str, object], field: str) -> 
     with pytest.raises(InvalidParameter) as err:
         selection_from_json(doc)
     assert err.value.parameter == field
+
+
+@pytest.mark.parametrize(
+    "coords",
+    ["POINT(-30.2 10.1)", "point (1e2 -.5)", " POINT ( +179.999999999999999 -89.75 ) ",
+     "POINT(0 0)", "POINT(1. 2.)", "POINT(-0 1E-3)", "POINT(12345678901234567890 3)"],
+)  # fmt: skip
+def test_one_point_reads_as_shapely_reads_it(coords: str) -> None:
+    """One POINT is read without shapely (``catalog.edr._POINT``): the same numbers."""
+    import shapely
+
+    from catalog import edr
+
+    assert edr._POINT.fullmatch(coords) is not None
+    want = [[float(x), float(y)] for x, y in shapely.get_coordinates(shapely.from_wkt(coords))]
+    assert edr.selection("position", coords=coords)["points"] == want
+
+
+@pytest.mark.parametrize(
+    "coords", ["POINT Z (1 2 3)", "POINT(1 2 3)", "POINT EMPTY", "POINT(nan 1)", "POINT(1 2"]
+)
+def test_other_points_go_through_shapely(coords: str) -> None:
+    import shapely
+
+    from catalog import edr
+
+    assert edr._POINT.fullmatch(coords) is None
+    try:
+        got = edr.selection("position", coords=coords)["points"]
+    except InvalidParameter as exc:
+        assert exc.parameter == "coords"
+    else:
+        want = shapely.get_coordinates(shapely.from_wkt(coords))
+        assert np.array_equal(np.asarray(got).reshape(-1, 2), want, equal_nan=True)
