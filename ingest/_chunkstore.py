@@ -488,13 +488,42 @@ def _load(
             return False
         raise _failure(layout, f"chunk {key} is missing")
     try:
-        raw = _decoded(layout, stored)
+        if _decode_into(layout, stored, out):
+            values = out  # decoded in place: a whole chunk, contiguous in the band
+        else:
+            raw = _decoded(layout, stored)
+            values = np.frombuffer(raw, dtype=layout.dtype).reshape(layout.chunks)
     except ValueError:
         raise _failure(layout, f"chunk {key} does not decode") from None
-    if crc is None or _crc(raw) != crc:
+    if crc is None or _crc(values) != crc:
         raise _failure(layout, f"chunk {key} does not hold the source's values")
-    values = np.frombuffer(raw, dtype=layout.dtype).reshape(layout.chunks)
-    out[...] = values[tuple(slice(0, s) for s in out.shape)]
+    if values is not out:
+        out[...] = values[tuple(slice(0, s) for s in out.shape)]
+    return True
+
+
+def _decode_into(layout: ChunkLayout, stored: bytes, out: np.ndarray) -> bool:
+    """Decode a whole Blosc chunk straight into ``out`` when ``out`` is the chunk's own
+    contiguous memory (a map chunk of whole rows in a band): no decoded copy to allocate
+    and move. False, touching nothing, when it is not; ValueError for a frame that is
+    not one chunk's worth."""
+    if not (
+        layout.codec == "blosc"
+        and layout.inner is None
+        and out.shape == layout.chunks
+        and out.flags.c_contiguous
+        and out.dtype == np.dtype(layout.dtype)
+    ):
+        return False
+    # The frame's size from its header (bytes 4-7 of Blosc's 16-byte header), checked
+    # first: numcodecs fills a destination larger than the frame without a word.
+    nbytes = struct.unpack_from("<I", stored, 4)[0] if len(stored) >= 16 else -1
+    if nbytes != out.nbytes:
+        raise ValueError(f"{nbytes} bytes instead of {out.nbytes}")
+    try:
+        blosc.decompress(stored, out)
+    except RuntimeError as exc:
+        raise ValueError(f"not a Blosc frame ({exc})") from None
     return True
 
 
