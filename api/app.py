@@ -130,6 +130,7 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     app.state.relaxed_sessions = make_sessionmaker(relaxed)
     app.state.metering_sessions = metering
     app.state.loop_sessions = make_sessionmaker(loop_data)
+    app.state.loop_data_engine = loop_data
     app.state.store = store
     app.state.jobs = runner
     app.state.zarr = ZarrStores(app.state.store)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from fastapi.security import (
     HTTPBasicCredentials,
     HTTPBearer,
 )
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.limits import KeyLimiter
@@ -38,12 +40,18 @@ from catalog.store import DataStore
 from catalog.zarr_http import ZarrStores
 from ledger import Ledger
 from oceanmart.accounts import Principal, Scope, authenticate
-from oceanmart.db import transaction
+from oceanmart.db import transaction, utcnow
 from oceanmart.errors import AuthenticationRequired, InvalidKey, InvalidParameter
 from oceanmart.settings import Settings
 from oceanmart.web_sessions import WebUser, check_csrf, check_session
 from pricing.checkout import Payments
-from pricing.entitlements import EntitlementInfo, check_access, holdings, viewer_for
+from pricing.entitlements import (
+    EntitlementInfo,
+    Holdings,
+    check_access,
+    key_holdings,
+    viewer_for,
+)
 from pricing.metering import AccessInfo, Delivery, record_access
 
 
@@ -191,6 +199,15 @@ class KeyCheck:
         principal.require(self.scope)
         return principal
 
+    def holdings(self, session: Session) -> Holdings:
+        """``principal`` and the caller's entitlements (``pricing.entitlements.holdings``)
+        read in one statement (``key_holdings``); the scope checked after the key, as
+        ``principal`` does."""
+        held = key_holdings(session, self.raw, utcnow(), self.touch_resolution)
+        _admit(self.request, held.principal)
+        held.principal.require(self.scope)
+        return held
+
     def admit(self, principal: Principal) -> None:
         """For a route that checks the key itself (in one statement with its own reads,
         as ``pricing.quotes.quote_for_key`` does): what ``principal`` does after the key
@@ -259,6 +276,9 @@ class Entitled:
     sessions: sessionmaker[Session]
     ledger: Ledger
     job: JobInfo | None = None
+    # The connection the gate read through, kept checked out by the caller to record
+    # through too (one pool checkout per request); None: a transaction of ``sessions``.
+    connection: Connection | None = None
 
     @property
     def version(self) -> VersionInfo:
@@ -271,7 +291,7 @@ class Entitled:
         caller made the id beforehand with ``new_access_id``). A delivery from another
         product than the gate's (a run reading a climatology too) is checked and
         charged against that product's own entitlement."""
-        with transaction(self.sessions) as session:
+        with _transaction(self.sessions, self.connection) as session:
             entitlement = self.entitlement
             if delivery.product_id != self.product.id:
                 other = get_product(session, delivery.product_id, version_id=delivery.version_id)
@@ -311,23 +331,40 @@ def entitle(
     return check_access(session, principal, product.id, subset_id=subset.id if subset else None)
 
 
+@contextmanager
+def _transaction(
+    sessions: sessionmaker[Session], connection: Connection | None
+) -> Iterator[Session]:
+    """A transaction of ``sessions``, or on ``connection`` (checked out by the caller)
+    when given: a session that joins the connection's transaction, which commits on
+    success and rolls back on any error, as ``transaction`` does."""
+    if connection is None:
+        with transaction(sessions) as session:
+            yield session
+        return
+    with connection.begin(), Session(bind=connection, expire_on_commit=False) as session:
+        yield session
+
+
 def _gate(
     key: KeyCheck,
     params: dict[str, Any],
     sessions: sessionmaker[Session],
     ledger: Ledger,
     bad_body: InvalidParameter | None = None,
+    connection: Connection | None = None,
 ) -> Entitled:
     """The key, its scope and the entitlement, decided in one session (and one worker
-    thread): a data request reaches its data after one database round of three reads
-    (the key, the account's entitlements, the product)."""
+    thread): a data request reaches its data after one database round of two reads (the
+    key with the account's entitlements, the product)."""
     job = None
     subset = None
-    with transaction(sessions) as session:  # a transaction: the key's last use is touched
-        principal = key.principal(session)
+    # A transaction: the key's last use is touched.
+    with _transaction(sessions, connection) as session:
+        held = key.holdings(session)  # who, and what it may see and read, in one read
+        principal = held.principal
         if bad_body is not None:
             raise bad_body
-        held = holdings(session, principal)  # what it may see and read, in one read
         viewer = held.viewer
         if "job_id" in params:
             job = get_job(session, params["job_id"], principal.account_id)
@@ -344,7 +381,7 @@ def _gate(
             if product.visibility == "public"  # as ``entitle`` decides
             else held.access(session, product.id, subset.id if subset else None)
         )
-    return Entitled(principal, product, entitlement, subset, sessions, ledger, job)
+    return Entitled(principal, product, entitlement, subset, sessions, ledger, job, connection)
 
 
 def run_source(
@@ -385,10 +422,18 @@ class Gate:
     ledger: Ledger
     bad_body: InvalidParameter | None = None
 
-    def decide(self, sessions: sessionmaker[Session] | None = None) -> Entitled:
+    def decide(
+        self,
+        sessions: sessionmaker[Session] | None = None,
+        connection: Connection | None = None,
+    ) -> Entitled:
         """The answer, read through ``sessions`` (default: the app's), which the
-        ``Entitled`` then records deliveries through."""
-        return _gate(self.key, self.params, sessions or self.sessions, self.ledger, self.bad_body)
+        ``Entitled`` then records deliveries through; through ``connection`` (one of
+        ``sessions``' engine, checked out by the caller for the request) when given."""
+        return _gate(
+            self.key, self.params, sessions or self.sessions, self.ledger, self.bad_body,
+            connection,
+        )  # fmt: skip
 
 
 async def data_gate(request: Request, raw: RawKeyDep) -> Gate:

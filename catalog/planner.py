@@ -19,6 +19,7 @@ product, load ~5; decoding ran at ~2.5 ms per MB, so a chunk's overhead is ~130 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,10 +111,52 @@ def _nearest_ascending(index: Any, targets: np.ndarray) -> np.ndarray:
     values = np.asarray(index.values)
     if values.dtype.kind != "f" or not index.is_monotonic_increasing or len(values) < 2:
         return _nearest(index, list(targets))
+    return _nearest_sorted(values, targets)
+
+
+def _nearest_sorted(values: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``_nearest_ascending`` on the axis' values, known ascending floats (>= 2 of them)."""
     above = np.clip(np.searchsorted(values, targets, side="left"), 0, len(values) - 1)
     below = np.clip(np.searchsorted(values, targets, side="right") - 1, 0, len(values) - 1)
     nearer_below = np.abs(values[below] - targets) < np.abs(values[above] - targets)
     return np.where(nearer_below, below, above).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """A dataset's horizontal axes as numpy arrays, for nearest-cell lookups."""
+
+    lat: np.ndarray | None  # None: not ascending floats (pandas' nearest decides)
+    lon: np.ndarray
+
+
+# Per opened dataset (a version's copy, opened once and kept by the store; datasets are
+# never changed in place): its axes' values, which xarray otherwise hands out through
+# a new index mapping and a new DataArray each request (~40 us of a point's planning).
+# Keyed by the dataset's id (datasets are not hashable), each entry dropped when its
+# dataset is collected (so an id used again never finds another dataset's axes).
+# (Plain dict operations, atomic under the GIL: no lock, which the collector's callback
+# could otherwise find held by the thread it interrupted.)
+_GRIDS: dict[int, tuple[weakref.ref[xr.Dataset], _Grid]] = {}
+
+
+def _grid(ds: xr.Dataset) -> _Grid:
+    key = id(ds)
+    found = _GRIDS.get(key)
+    if found is not None and found[0]() is ds:
+        return found[1]
+    index = ds.indexes[LAT]
+    lat = np.asarray(index.values)
+    ascending = lat.dtype.kind == "f" and index.is_monotonic_increasing and len(lat) >= 2
+    made = _Grid(lat if ascending else None, np.asarray(ds[LON].values))
+
+    def forget(ref: weakref.ref[xr.Dataset]) -> None:
+        entry = _GRIDS.get(key)
+        if entry is not None and entry[0] is ref:
+            _GRIDS.pop(key, None)
+
+    _GRIDS[key] = (weakref.ref(ds, forget), made)
+    return made
 
 
 def _nearest_lon(lon: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -172,10 +215,13 @@ def point_indices(ds: xr.Dataset, sel: Selection, *, touched: bool = False) -> n
         ]
         return np.unique(np.asarray(rows, dtype=np.int64), axis=0)
     # One vectorised lookup per axis (pandas' nearest, as ``.sel`` uses, for latitude).
+    grid = _grid(ds)
     out = np.column_stack(
         [
-            _nearest_ascending(ds.indexes[LAT], positions[:, 1]),
-            _nearest_lon(ds[LON].values, positions[:, 0]),
+            _nearest_ascending(ds.indexes[LAT], positions[:, 1])
+            if grid.lat is None
+            else _nearest_sorted(grid.lat, positions[:, 1]),
+            _nearest_lon(grid.lon, positions[:, 0]),
             *extra,
         ]
     ).astype(np.int64)

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from starlette.background import BackgroundTask
 
@@ -257,6 +258,14 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
 
     def answer(cancel: threading.Event | None) -> _Answer:
+        if cancel is not None:
+            return work(cancel, None)
+        # On the event loop the gate and the access record share one connection (one
+        # pool checkout; their transactions stay apart, none is open during the cut).
+        with request.app.state.loop_data_engine.connect() as connection:
+            return work(None, connection)
+
+    def work(cancel: threading.Event | None, connection: Connection | None) -> _Answer:
         """Decide the gate, parse, cut, encode (or write the file), meter: all in one
         worker thread, so the event loop never waits on the data or the database, and a
         request costs one hand-over to a thread. The gate is decided first: a caller
@@ -267,7 +276,9 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         connections that do not wait for locks; raises ``_NotOnLoop`` (not one point)
         or ``points.TooMuchToRead`` (more than ``LOOP_BYTES`` to read, or not a direct
         read) before any data is read, and a lock timeout if it met a lock."""
-        gate = serving.gate.decide(request.app.state.loop_sessions if cancel is None else None)
+        gate = serving.gate.decide(
+            request.app.state.loop_sessions if cancel is None else None, connection
+        )
         kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
         if kind is None:
             raise InvalidParameter("f", f"one of {', '.join(OUTPUT_FORMATS)}")

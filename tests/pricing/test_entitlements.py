@@ -132,3 +132,49 @@ def test_holdings_answer_as_viewer_for_and_check_access(env: Env, levitus: str) 
         assert held.access(s, PRODUCT).expires_at is None  # the unmetered one first
         with pytest.raises(NotEntitled):
             held.access(s, "no-such-product", "sub_x")
+
+
+def test_key_holdings_is_authenticate_then_holdings(env: Env, levitus: str) -> None:
+    """The data gate's one statement (``key_holdings``) gives the caller ``authenticate``
+    gives and the rows ``holdings`` reads, with no entitlement, with several (expired,
+    revoked, metered), and fails as ``authenticate`` does for a revoked or expired key."""
+    from oceanmart.accounts import authenticate, create_key, revoke_key
+    from oceanmart.errors import ExpiredKey, InvalidKey
+    from pricing.entitlements import holdings, key_holdings, revoke
+
+    name, key = buyer(env)
+    now = datetime.now(UTC)
+    never = timedelta(days=1)  # no last-use write from the first call: both read the same
+
+    def same() -> None:
+        with env.sessions() as s:
+            held = key_holdings(s, key, now, never)
+            who = authenticate(s, key, now=now, touch_resolution=never)
+            assert held.principal == who
+            assert [tuple(r) for r in held.rows] == [tuple(r) for r in holdings(s, who, now).rows]
+            assert held.viewer == holdings(s, who, now).viewer
+
+    same()  # no entitlement at all: one row of NULLs, no holding
+    with transaction(env.sessions) as s:
+        for k, days in enumerate([-1, 30, None]):
+            create_for_order(
+                s, account_id=get_account(s, name).id, product_id=PRODUCT,
+                kind="subscription", order_id=f"ord_kh{k}", now=now,
+                expires_at=None if days is None else now + timedelta(days=days),
+                quota_cells=100 * (k + 1),
+            )  # fmt: skip
+        revoke(s, grant(s, name, levitus, granted_by="test").id)
+        grant(s, name, levitus, granted_by="test")
+    same()
+    with env.sessions() as s:
+        assert len(key_holdings(s, key, now, never).rows) == 4  # the revoked one left out
+    with transaction(env.sessions) as s:
+        expired = create_key(s, name, "data:read", expires_at=now - timedelta(seconds=1))[1]
+    with env.sessions() as s, pytest.raises(ExpiredKey):
+        key_holdings(s, expired, now, never)
+    with transaction(env.sessions) as s:
+        revoke_key(s, key.split("_")[1])
+    with env.sessions() as s, pytest.raises(InvalidKey):
+        key_holdings(s, key, now, never)
+    with env.sessions() as s, pytest.raises(InvalidKey):
+        key_holdings(s, key[:-1] + ("a" if key[-1] != "a" else "b"), now, never)
