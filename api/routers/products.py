@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from api.deps import (
     CatalogReader,
@@ -21,6 +17,7 @@ from api.deps import (
     ViewerDep,
 )
 from api.schemas import Compression, ProductList, ProductOut
+from api.work import ScratchFileResponse, discard, scratch_path
 from catalog import subset as engine
 from catalog.products import list_products
 from catalog.sea_areas import resolve_area
@@ -94,9 +91,7 @@ def subset(
         with sessions() as session:
             area = resolve_area(session, selection.sea_area)
     selected, planned = engine.cut(store, gate.product, selection, settings.max_request_bytes, area)
-    fd, name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = scratch_path(f"{gate.product.id}_{version.id}_subset.nc")
     try:
         engine.write_netcdf(
             selected,
@@ -117,12 +112,11 @@ def subset(
             )
         )
     except BaseException:
-        tmp.unlink()
+        discard(tmp)
         raise
-    return FileResponse(
+    return ScratchFileResponse(
         tmp,
         media_type="application/x-netcdf",
-        filename=f"{gate.product.id}_{version.id}_subset.nc",
-        background=BackgroundTask(tmp.unlink, missing_ok=True),
+        filename=tmp.name,
         headers={"OceanMart-Product-Version": version.id, "OceanMart-Access-Id": access.id},
     )

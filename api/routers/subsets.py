@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, ZarrDep
 from api.schemas import Compression
-from api.work import run_cancellable
+from api.work import ScratchFileResponse, discard, run_cancellable, scratch_path
 from catalog import subset as engine
 from catalog.selection import selection_from_json
 from catalog.work import watched
@@ -88,9 +85,7 @@ async def download(
 
     def write_netcdf(cancel: threading.Event) -> tuple[Path, AccessInfo]:
         access_id = new_access_id()
-        fd, tmp_name = tempfile.mkstemp(prefix="oceanmart-", suffix=".nc")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = scratch_path(f"{name}.nc")
         try:
             with limiter.heavy(gate.principal.key_id), watched(cancel):
                 selected, planned = engine.cut(
@@ -107,14 +102,13 @@ async def download(
                 )
             return tmp, gate.record(delivery(planned.cells, planned.bytes), access_id)
         except BaseException:
-            tmp.unlink()
+            discard(tmp)
             raise
 
     tmp, access = await run_cancellable(request, write_netcdf)
-    return FileResponse(
+    return ScratchFileResponse(
         tmp,
         media_type="application/x-netcdf",
         filename=f"{name}.nc",
-        background=BackgroundTask(tmp.unlink, missing_ok=True),
         headers={"OceanMart-Access-Id": access.id, "OceanMart-Product-Version": version},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import tempfile
 import threading
 import time
 import zipfile
@@ -173,6 +174,8 @@ def test_a_client_that_goes_away_stops_the_work(
     selection = {"bbox": [120, 0, 130, 39], "depth": [0, 0], "variables": ["TEMP"]}
     app = create_app(server.env.settings)
     limiter = app.state.limiter
+    scratch = Path(tempfile.gettempdir())
+    before = set(scratch.glob("oceanmart-*"))
     with running(server.env.settings, app) as url, httpx.Client(base_url=url) as c:
         c.headers.update(_auth(key))
         subset_id = _plan(c, selection)
@@ -183,6 +186,10 @@ def test_a_client_that_goes_away_stops_the_work(
         while limiter._heavy and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not limiter._heavy, "the heavy slot is still held: the work went on"
+        # Nothing of the half-written file is left (other tests' downloads come and go).
+        while (left := set(scratch.glob("oceanmart-*")) - before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not left, f"the cancelled download left {left}"
     with server.env.sessions() as s:
         delivered = s.scalars(select(AccessRecord).where(AccessRecord.subset_id == subset_id))
         assert list(delivered) == []  # nothing was delivered, nothing is metered
