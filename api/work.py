@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -13,6 +11,8 @@ from typing import Any
 import anyio
 from fastapi import Request
 from fastapi.responses import FileResponse
+
+from catalog.work import discard
 
 POLL_S = 0.1
 
@@ -48,21 +48,8 @@ def held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:
         yield from pieces
 
 
-def scratch_path(name: str) -> Path:
-    """Where to write a response file: ``name`` in a new folder of its own under the
-    system's temporary folder. ``discard`` removes the folder, not only the file: an
-    xarray write that a cancel stopped can open its file again by name afterwards, which
-    created it anew (empty) after a plain unlink; in a removed folder it cannot."""
-    return Path(tempfile.mkdtemp(prefix="oceanmart-")) / name
-
-
-def discard(path: Path) -> None:
-    """Remove a ``scratch_path`` file with its folder (nothing if already gone)."""
-    shutil.rmtree(path.parent, ignore_errors=True)
-
-
 class ScratchFileResponse(FileResponse):
-    """A ``scratch_path`` file, discarded once the response ends, sent whole or not
+    """A ``catalog.work.scratch_path`` file, discarded once the response ends, sent whole or not
     (a background task would not run when the client goes away mid-send)."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

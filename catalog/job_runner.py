@@ -8,8 +8,6 @@ to a staging name first, so a result is there whole or not at all.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 import time
 import uuid
@@ -29,7 +27,7 @@ from catalog.products import ProductInfo, get_product
 from catalog.sea_areas import SeaAreaInfo, resolve_area
 from catalog.selection import selection_from_json
 from catalog.store import DataStore
-from catalog.work import watched
+from catalog.work import discard, scratch_path, watched
 from oceanmart.db import transaction
 from oceanmart.errors import Cancelled, OceanMartError
 
@@ -199,14 +197,12 @@ class JobRunner:
                 **self.store.zarr_options,
             )
         else:
-            fd, name = tempfile.mkstemp(prefix="oceanmart-job-", suffix=".nc")
-            os.close(fd)
-            tmp = Path(name)
+            tmp = scratch_path(RESULT["netcdf"])
             try:
                 netcdf(tmp)
                 self.store.fs.put_file(str(tmp), f"{staging}/{RESULT['netcdf']}")
             finally:
-                tmp.unlink(missing_ok=True)
+                discard(tmp)
         self.store.publish(staging, folder)  # the folder appears whole, or not at all
         self.store.remove(staging)  # left over only when an earlier run had published
         return self.store.size(self.result_location(job))

@@ -6,9 +6,12 @@ stops within one task (one chunk) instead of running to the end.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dask.callbacks import Callback
@@ -50,3 +53,16 @@ def watched(
         raise Cancelled("the work was cancelled")
     with _Watch(cancel, progress):
         yield
+
+
+def scratch_path(name: str) -> Path:
+    """Where to write a result file: ``name`` in a new folder of its own under the
+    system's temporary folder. ``discard`` removes the folder, not only the file: an
+    xarray write that a cancel stopped can open its file again by name afterwards, which
+    created it anew (empty) after a plain unlink; in a removed folder it cannot."""
+    return Path(tempfile.mkdtemp(prefix="oceanmart-")) / name
+
+
+def discard(path: Path) -> None:
+    """Remove a ``scratch_path`` file with its folder (nothing if already gone)."""
+    shutil.rmtree(path.parent, ignore_errors=True)

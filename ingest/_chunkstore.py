@@ -271,16 +271,24 @@ def _compressor(layout: ChunkLayout) -> zstandard.ZstdCompressor:
     return held[key]
 
 
+def _unblosc(frame: Any, nbytes: int, out: np.ndarray | None = None) -> Any:
+    """One Blosc frame of ``nbytes`` decoded bytes, into ``out`` when given (else new
+    bytes); ValueError otherwise. The size is read from the frame's header (bytes 4-7 of
+    its 16) first: numcodecs fills a destination larger than the frame without a word."""
+    size = struct.unpack_from("<I", frame, 4)[0] if len(frame) >= 16 else -1
+    if size != nbytes:
+        raise ValueError(f"{size} bytes instead of {nbytes}")
+    try:
+        return blosc.decompress(frame, out)
+    except RuntimeError as exc:
+        raise ValueError(f"not a Blosc frame ({exc})") from None
+
+
 def _decompress(frame: Any, nbytes: int, codec: str = "zstd") -> bytes:
     """One zstd (or Blosc) frame, which must decode to ``nbytes`` bytes (else ValueError)."""
     if codec == "blosc":
-        try:
-            out: bytes = blosc.decompress(frame)
-        except (RuntimeError, ValueError) as exc:
-            raise ValueError(f"not a Blosc frame ({exc})") from None
-        if len(out) != nbytes:
-            raise ValueError(f"{len(out)} bytes instead of {nbytes}")
-        return out
+        decoded: bytes = _unblosc(frame, nbytes)
+        return decoded
     held = getattr(_contexts, "decompressor", None)
     if held is None:
         held = _contexts.decompressor = zstandard.ZstdDecompressor()
@@ -515,15 +523,7 @@ def _decode_into(layout: ChunkLayout, stored: bytes, out: np.ndarray) -> bool:
         and out.dtype == np.dtype(layout.dtype)
     ):
         return False
-    # The frame's size from its header (bytes 4-7 of Blosc's 16-byte header), checked
-    # first: numcodecs fills a destination larger than the frame without a word.
-    nbytes = struct.unpack_from("<I", stored, 4)[0] if len(stored) >= 16 else -1
-    if nbytes != out.nbytes:
-        raise ValueError(f"{nbytes} bytes instead of {out.nbytes}")
-    try:
-        blosc.decompress(stored, out)
-    except RuntimeError as exc:
-        raise ValueError(f"not a Blosc frame ({exc})") from None
+    _unblosc(stored, out.nbytes, out)
     return True
 
 

@@ -7,9 +7,7 @@ CoverageJSON (default), GeoJSON, CSV or NetCDF, streamed.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
@@ -18,10 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
-from starlette.background import BackgroundTask
 
 from api.deps import (
     CatalogReader,
@@ -33,13 +30,13 @@ from api.deps import (
 )
 from api.limits import KeyLimiter
 from api.schemas import Compression
-from api.work import held, run_cancellable
+from api.work import ScratchFileResponse, held, run_cancellable
 from catalog import edr, encode, points
 from catalog import subset as engine
 from catalog.products import ProductInfo, list_products
 from catalog.selection import selection_from_json
 from catalog.store import DataStore
-from catalog.work import watched
+from catalog.work import discard, scratch_path, watched
 from oceanmart.db import is_lock_timeout
 from oceanmart.errors import InvalidParameter
 from oceanmart.settings import Settings
@@ -294,9 +291,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         stack = ExitStack()
         try:
             if kind == "netcdf":
-                fd, name = tempfile.mkstemp(prefix="oceanmart-edr-", suffix=".nc")
-                os.close(fd)
-                tmp = Path(name)
+                tmp = scratch_path(f"{product.id}_{query}.nc")
             with watched(cancel) if cancel is not None else nullcontext():
                 if single:  # a series or a profile: read directly when it can be
                     selected, planned = points.cut_point(
@@ -337,7 +332,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         except BaseException:
             stack.close()
             if tmp is not None:
-                tmp.unlink(missing_ok=True)
+                discard(tmp)
             raise
 
     if (
@@ -360,12 +355,8 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     headers = {"OceanMart-Access-Id": done.access_id, "OceanMart-Product-Version": done.version_id}
     media = encode.MEDIA_TYPES[done.kind]
     if done.tmp is not None:
-        return FileResponse(
-            done.tmp,
-            media_type=media,
-            filename=f"{done.product_id}_{query}.nc",
-            background=BackgroundTask(done.tmp.unlink, missing_ok=True),
-            headers=headers,
+        return ScratchFileResponse(
+            done.tmp, media_type=media, filename=done.tmp.name, headers=headers
         )
     if isinstance(done.body, bytes):
         return Response(done.body, media_type=media, headers=headers)

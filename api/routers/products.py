@@ -17,11 +17,12 @@ from api.deps import (
     ViewerDep,
 )
 from api.schemas import Compression, ProductList, ProductOut
-from api.work import ScratchFileResponse, discard, scratch_path
+from api.work import ScratchFileResponse
 from catalog import subset as engine
 from catalog.products import list_products
 from catalog.sea_areas import resolve_area
 from catalog.selection import parse_selection
+from catalog.work import discard, scratch_path
 from pricing.metering import Channel, Delivery
 
 router = APIRouter(prefix="/v1/products", tags=["products"])

@@ -11,10 +11,10 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, ZarrDep
 from api.schemas import Compression
-from api.work import ScratchFileResponse, discard, run_cancellable, scratch_path
+from api.work import ScratchFileResponse, run_cancellable
 from catalog import subset as engine
 from catalog.selection import selection_from_json
-from catalog.work import watched
+from catalog.work import discard, scratch_path, watched
 from pricing.metering import AccessInfo, Channel, Delivery, new_access_id
 
 router = APIRouter(prefix="/v1/subsets", tags=["subsets"])
