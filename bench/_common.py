@@ -5,6 +5,7 @@ The scripts run as ``python bench/NAME.py``, so this folder is on ``sys.path``.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,29 @@ def wait(url: str, seconds: float = 120) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise SystemExit(f"server at {url} did not start")
+
+
+def settle(pid: int, quiet: float = 1.0, seconds: float = 600) -> float:
+    """Wait until process ``pid`` has used under 5% of a core for ``quiet`` seconds (Linux
+    ``/proc``); returns how long it took. A server that answers may still be busy: the
+    embedded chain replays its transactions (~13 ms each here) in the ledger thread
+    half a second after start, which would land in the first case's timings."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    start = time.monotonic()
+    last, since = cpu(), time.monotonic()
+    while time.monotonic() - start < seconds:
+        time.sleep(0.25)
+        now = cpu()
+        if now - last > 0.05 * (time.monotonic() - since):
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return time.monotonic() - start
+    raise SystemExit(f"process {pid} stayed busy for {seconds:.0f} s")
 
 
 def oceanmart(env: dict[str, str], *args: str) -> str:

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 import xarray as xr
-from _common import BIN, ROOT, free_port, oceanmart, wait
+from _common import BIN, ROOT, free_port, oceanmart, settle, wait
 
 PRODUCT = "bench-sst"
 CASES = ("point", "map", "box", "zarr", "rate")
@@ -166,6 +166,9 @@ def main() -> None:
     try:
         wait(f"{om_url}/healthz")
         wait(f"{peer_url}/datasets")
+        for proc in procs:
+            took = settle(proc.pid)
+            print(f"[bench] pid {proc.pid} settled after {took:.1f} s", file=sys.stderr, flush=True)
         om = httpx.Client(base_url=om_url, headers=auth, timeout=300)
         peer = httpx.Client(base_url=peer_url, timeout=300)
         local = {c: xr.open_zarr(version / f"{c}.zarr", zarr_format=3, chunks=None)
