@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,11 @@ from typing import Any
 import anyio
 from fastapi import Request
 from fastapi.responses import FileResponse
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from catalog.work import discard
+from oceanmart.db import is_lock_timeout
 
 POLL_S = 0.1
 
@@ -39,6 +42,35 @@ async def run_cancellable[T](request: Request, work: Callable[[threading.Event],
     if failure is not None:
         raise failure
     return result
+
+
+class NotOnLoop(Exception):
+    """Raised by work tried on the event loop, before it read or wrote anything: run it
+    in a worker thread instead (too big, not local, or not the simple case)."""
+
+
+async def loop_first[T](
+    request: Request,
+    on_loop: Callable[[Connection], T],
+    in_thread: Callable[[], Awaitable[T]],
+) -> T:
+    """``on_loop(connection)`` on the event loop, else ``in_thread()``.
+
+    Small reads (one point, a Zarr metadata document or chunk) cost less than the
+    hand-over to a worker thread and back (both threads contend for the GIL), so they
+    run on the loop, through a connection of ``app.state.loop_data_engine`` that gives
+    up on a database lock after a few milliseconds (``api.app``): on ``NotOnLoop`` or
+    such a lock timeout (its transaction rolled back whole) the request runs again in
+    a worker thread, where waiting for the lock blocks nobody else."""
+    try:
+        with request.app.state.loop_data_engine.connect() as connection:
+            return on_loop(connection)
+    except NotOnLoop:
+        pass
+    except OperationalError as exc:
+        if not is_lock_timeout(exc):
+            raise
+    return await in_thread()
 
 
 def held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:

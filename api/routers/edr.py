@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
 
 from api.deps import (
     CatalogReader,
@@ -30,14 +29,13 @@ from api.deps import (
 )
 from api.limits import KeyLimiter
 from api.schemas import Compression
-from api.work import ScratchFileResponse, held, run_cancellable
+from api.work import NotOnLoop, ScratchFileResponse, held, loop_first, run_cancellable
 from catalog import edr, encode, points
 from catalog import subset as engine
 from catalog.products import ProductInfo, list_products
 from catalog.selection import selection_from_json
 from catalog.store import DataStore
 from catalog.work import discard, scratch_path, watched
-from oceanmart.db import is_lock_timeout
 from oceanmart.errors import InvalidParameter
 from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery, new_access_id
@@ -230,10 +228,6 @@ LOOP_BYTES = 256 * 1024
 _ON_LOOP = re.compile(r"\s*POINT\s*\(", re.IGNORECASE)
 
 
-class _NotOnLoop(Exception):
-    """Raised on the event loop, before any data is read: run it in a worker thread."""
-
-
 @dataclass(slots=True)
 class _Answer:
     """What the worker thread hands back to the event loop."""
@@ -254,14 +248,6 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     fmt, compression = serving.f, serving.compression
     params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
 
-    def answer(cancel: threading.Event | None) -> _Answer:
-        if cancel is not None:
-            return work(cancel, None)
-        # On the event loop the gate and the access record share one connection (one
-        # pool checkout; their transactions stay apart, none is open during the cut).
-        with request.app.state.loop_data_engine.connect() as connection:
-            return work(None, connection)
-
     def work(cancel: threading.Event | None, connection: Connection | None) -> _Answer:
         """Decide the gate, parse, cut, encode (or write the file), meter: all in one
         worker thread, so the event loop never waits on the data or the database, and a
@@ -270,9 +256,10 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         here; a large one is returned as pieces, holding the heavy slot while it streams.
 
         ``cancel`` None: on the event loop, for one POINT (see ``LOOP_BYTES``), through
-        connections that do not wait for locks; raises ``_NotOnLoop`` (not one point)
-        or ``points.TooMuchToRead`` (more than ``LOOP_BYTES`` to read, or not a direct
-        read) before any data is read, and a lock timeout if it met a lock."""
+        ``connection`` (see ``loop_first``): the gate and the access record share it (one
+        pool checkout; their transactions stay apart, none is open during the cut);
+        raises ``NotOnLoop`` (not one point, more than ``LOOP_BYTES`` to read, or not a
+        direct read) before any data is read, and a lock timeout if it met a lock."""
         gate = serving.gate.decide(
             request.app.state.loop_sessions if cancel is None else None, connection
         )
@@ -284,7 +271,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         # One POINT is one coverage (a series or a profile), not a collection of one.
         single = query == "position" and len(doc["points"]) == 1
         if cancel is None and not single:
-            raise _NotOnLoop
+            raise NotOnLoop
         product, version = gate.product, gate.version.id
         access_id = new_access_id()
         tmp: Path | None = None
@@ -294,10 +281,13 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 tmp = scratch_path(f"{product.id}_{query}.nc")
             with watched(cancel) if cancel is not None else nullcontext():
                 if single:  # a series or a profile: read directly when it can be
-                    selected, planned = points.cut_point(
-                        store, product, selection, settings.max_request_bytes,
-                        max_read=LOOP_BYTES if cancel is None else None,
-                    )  # fmt: skip
+                    try:
+                        selected, planned = points.cut_point(
+                            store, product, selection, settings.max_request_bytes,
+                            max_read=LOOP_BYTES if cancel is None else None,
+                        )  # fmt: skip
+                    except points.TooMuchToRead:
+                        raise NotOnLoop from None
                 else:
                     selected, planned = engine.cut(
                         store, product, selection, settings.max_request_bytes
@@ -335,23 +325,17 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 discard(tmp)
             raise
 
+    def in_thread() -> Awaitable[_Answer]:
+        return run_cancellable(request, lambda cancel: work(cancel, None))
+
     if (
         query == "position"
         and _ON_LOOP.match(params.get("coords") or "")
         and FORMATS.get((fmt or "CoverageJSON").strip().lower()) != "netcdf"
     ):
-        try:
-            done = answer(None)
-        except (_NotOnLoop, points.TooMuchToRead):
-            done = await run_cancellable(request, answer)
-        except OperationalError as exc:
-            if not is_lock_timeout(exc):
-                raise
-            # Another transaction holds a lock the gate or the access record needs: wait
-            # for it in a worker thread, never on the event loop (rolled back whole).
-            done = await run_cancellable(request, answer)
+        done = await loop_first(request, lambda connection: work(None, connection), in_thread)
     else:
-        done = await run_cancellable(request, answer)
+        done = await in_thread()
     headers = {"OceanMart-Access-Id": done.access_id, "OceanMart-Product-Version": done.version_id}
     media = encode.MEDIA_TYPES[done.kind]
     if done.tmp is not None:

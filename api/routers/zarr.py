@@ -7,7 +7,9 @@ range of a shard: the inner chunks it overlaps, see ``catalog.zarr_http``); meta
 (``zarr.json``), the chunks of dimension axes (times, latitudes, depths: what STAC's
 ``cube:dimensions`` publishes free) and shard indexes pass the same gate unmetered.
 
-Each request is resolved, read and metered in one worker thread (after the gate's).
+Each request is gated, resolved, metered and read in one go: on the event loop when the
+store is local and the object (or range) small, as most of a client's requests are
+(``api.work.loop_first``), else in one worker thread.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import Connection
 from starlette.exceptions import HTTPException
 
 from api.deps import Entitled, Gate, GateDep, SettingsDep, ZarrDep
+from api.work import NotOnLoop, loop_first
 from catalog.zarr_http import ZarrStores
 from pricing.metering import Channel, Delivery
 
@@ -32,6 +36,8 @@ OCTETS = "application/octet-stream"
 CACHE = "private, max-age=86400, immutable"
 Key = Annotated[str, Path(description="a Zarr key: `zarr.json`, `NAME/zarr.json`, `NAME/c/0/1`")]
 DATA = {"x-oceanmart-data": True}
+# Objects (or ranges) up to this size are served on the event loop from a local store.
+LOOP_BYTES = 256 * 1024
 # Objects up to this size are read in the worker thread and sent as one body; larger ones
 # (rare: chunks are planned at a few MB) are sent from the file (local) or streamed.
 WHOLE_BYTES = 16 << 20
@@ -68,11 +74,17 @@ def _deliver(
     stores: ZarrStores,
     locate: Callable[[Entitled], tuple[str, str]],
     key: str,
+    connection: Connection | None = None,
 ) -> Response:
     """Decide the gate, resolve ``key`` in the store ``locate`` gives (root, ETag base),
-    meter and read it: all in the calling worker thread (one hand-over per request; an
-    open_zarr and a point series are eight requests, six of them metadata)."""
-    gate = question.decide()
+    meter and read it, all in the calling thread (an open_zarr and a point series are
+    eight requests, six of them metadata). With ``connection``: on the event loop (see
+    ``loop_first``), raising ``NotOnLoop`` before anything is metered or read when the
+    store is not local or more than ``LOOP_BYTES`` would be read."""
+    on_loop = connection is not None
+    if on_loop and not stores.store.local:
+        raise NotOnLoop  # (resolving a key reads the object store)
+    gate = question.decide(request.app.state.loop_sessions if on_loop else None, connection)
     root, etag_base = locate(gate)
     obj = stores.resolve(root, key, etag_base)
     headers = {
@@ -87,6 +99,8 @@ def _deliver(
     # Objects never change, so an If-Range (which can only name this ETag) always holds.
     span = byte_range(request.headers.get("range"), obj.size)
     get = request.method == "GET"
+    if on_loop and get and (span[1] - span[0] if span else obj.size) > LOOP_BYTES:
+        raise NotOnLoop
     if get and (metered := stores.metered(obj, span)) is not None:
         access = gate.record(
             Delivery(
@@ -117,6 +131,22 @@ def _deliver(
     return StreamingResponse(stores.iter_bytes(obj), media_type=media, headers=headers)
 
 
+async def _serve(
+    request: Request,
+    gate: Gate,
+    stores: ZarrStores,
+    locate: Callable[[Entitled], tuple[str, str]],
+    key: str,
+) -> Response:
+    """``_deliver`` on the event loop when it can be, else in a worker thread (a saved
+    subset's route always: its first read materialises the subset)."""
+    return await loop_first(
+        request,
+        lambda connection: _deliver(request, gate, stores, locate, key, connection),
+        lambda: run_in_threadpool(_deliver, request, gate, stores, locate, key),
+    )
+
+
 @router.head("/products/{product_id}/copies/{copy}/{key:path}", include_in_schema=False)
 @router.get("/products/{product_id}/copies/{copy}/{key:path}", openapi_extra=DATA)
 async def product_copy(
@@ -127,7 +157,7 @@ async def product_copy(
     def locate(gate: Entitled) -> tuple[str, str]:
         return stores.version_root(gate.product, copy), f"{gate.version.id}/{copy}"
 
-    return await run_in_threadpool(_deliver, request, gate, stores, locate, key)
+    return await _serve(request, gate, stores, locate, key)
 
 
 @router.head("/products/{product_id}/{key:path}", include_in_schema=False)
@@ -141,7 +171,7 @@ async def product(
     def locate(gate: Entitled) -> tuple[str, str]:
         return stores.version_root(gate.product, "map"), f"{gate.version.id}/map"
 
-    return await run_in_threadpool(_deliver, request, gate, stores, locate, key)
+    return await _serve(request, gate, stores, locate, key)
 
 
 @router.head("/subsets/{subset_id}/{key:path}", include_in_schema=False)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import xarray as xr
+from sqlalchemy import func, select, update
 
 from oceanmart.accounts import create_account, create_key
 from oceanmart.db import transaction
 from pricing.entitlements import grant
 from pricing.metering import AccessRecord
-from tests.conftest import Server, unique
+from tests.conftest import Server, running, unique
 
 PRODUCT = "levitus-climatology"
 
@@ -149,11 +152,12 @@ def test_a_box_read_over_http_equals_ncks(server: Server, levitus: str, tmp_path
     np.testing.assert_array_equal(got.values, want.transpose(*got.dims).values)
 
 
-def test_zarr_requests_decide_their_gate_in_their_own_worker_thread(
+def test_zarr_requests_decide_their_gate_where_they_read(
     server: Server, levitus: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Zarr routes take the gate undecided and decide it in the thread that reads the
-    object: one hand-over per request (an open_zarr and a point series make eight)."""
+    """Zarr routes take the gate undecided and decide it where the object is read (on
+    the event loop, or in the one worker thread of a bigger read): no hand-over of its
+    own (an open_zarr and a point series make eight requests)."""
     import api.deps
 
     def no_hop(*_: object, **__: object) -> None:
@@ -167,3 +171,95 @@ def test_zarr_requests_decide_their_gate_in_their_own_worker_thread(
         assert r.headers["oceanmart-access-id"].startswith("acc_")
     with server.client() as c:  # and still no data without a key
         assert c.get(f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0").status_code == 401
+
+
+def _zarr_key(server: Server) -> tuple[str, str]:
+    name = unique("zarrloop")
+    with transaction(server.env.sessions) as s:
+        create_account(s, name, "enterprise")
+        grant(s, name, PRODUCT, granted_by="test")
+        info, key = create_key(s, name, "data:read")
+    return info.id, key
+
+
+def test_small_reads_are_served_on_the_event_loop_and_bigger_ones_in_a_thread(
+    server: Server, levitus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Metadata and chunks up to ``LOOP_BYTES`` are served on the event loop (no worker
+    thread); past it the same request runs in a worker thread: the same bytes, one
+    access record each."""
+    import api.routers.zarr as router
+
+    threads: list[str] = []
+    real = router.run_in_threadpool
+
+    async def counted(fn: Any, *args: Any) -> Any:
+        threads.append(str(args[-1]))
+        return await real(fn, *args)
+
+    monkeypatch.setattr(router, "run_in_threadpool", counted)
+    key_id, key = _zarr_key(server)
+    chunk = f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0"
+    with server.client(key) as c:
+        size = int(c.head(chunk).headers["content-length"])  # (a HEAD reads nothing)
+        monkeypatch.setattr(router, "LOOP_BYTES", size)
+        meta = c.get(f"/zarr/products/{PRODUCT}/zarr.json")
+        on_loop = c.get(chunk)
+        ranged = c.get(chunk, headers={"Range": "bytes=0-99"})
+        assert [r.status_code for r in (meta, on_loop, ranged)] == [200, 200, 206]
+        assert threads == []
+        monkeypatch.setattr(router, "LOOP_BYTES", 99)
+        in_thread = c.get(chunk)
+        small_range = c.get(chunk, headers={"Range": "bytes=0-98"})  # 99 bytes: on the loop
+        assert (in_thread.status_code, small_range.status_code) == (200, 206)
+        assert threads == ["TEMP/c/0/0/0"]
+    assert in_thread.content == on_loop.content
+    assert small_range.content == ranged.content[:99]
+    ids = [r.headers["oceanmart-access-id"] for r in (on_loop, ranged, in_thread, small_range)]
+    assert len(set(ids)) == 4
+    with server.env.sessions() as s:
+        rows = [s.get(AccessRecord, i) for i in ids]
+        assert all(row is not None and row.key_id == key_id for row in rows)
+        assert (
+            s.scalar(
+                select(func.count()).select_from(AccessRecord).where(AccessRecord.key_id == key_id)
+            )
+            == 4
+        )
+
+
+def test_a_read_on_the_event_loop_waits_for_a_lock_in_a_worker_thread(
+    server: Server, levitus: str
+) -> None:
+    """A chunk served on the event loop meets a lock (the key's row, which its first use
+    writes): the request runs again in a worker thread and waits there, answered once
+    the lock is released, metered once and counted once against its key's rate (a
+    burst of one: a second count would be a 429)."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from oceanmart.accounts import ApiKey
+
+    key_id, key = _zarr_key(server)
+    settings = server.env.settings.model_copy(
+        update={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}
+    )
+    with (
+        running(settings) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        with transaction(server.env.sessions) as s:
+            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(label="held"))
+            asked = pool.submit(c.get, f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
+            done, _ = wait([asked], timeout=1.0)
+            assert not done  # it waits for the lock (and did not fail at once)
+        r = asked.result()
+    assert r.status_code == 200, r.text
+    with server.env.sessions() as s:
+        assert (
+            s.scalar(
+                select(func.count()).select_from(AccessRecord).where(AccessRecord.key_id == key_id)
+            )
+            == 1
+        )
+        assert s.get(AccessRecord, r.headers["oceanmart-access-id"]) is not None
