@@ -223,5 +223,32 @@ def test_answers_share_nothing_a_caller_may_change(tmp_path: Path) -> None:
     first["time"].attrs["changed"] = 1
     first["time"].encoding["units"] = "days since 1900-01-01"
     first["v"].attrs["changed"] = 1
+    first["latitude"].attrs["changed"] = 1
+    first["latitude"].encoding["dtype"] = "float32"
+    first["requested_longitude"].encoding["dtype"] = "float32"
     first.attrs["changed"] = 1
     _same(reader.read(ds, "v", "series", sel), _xarray(ds, sel))
+
+
+@pytest.mark.parametrize(
+    ("dims", "data", "attrs"),
+    [
+        ((), np.asarray(np.float64(1.5)), None),
+        ((), np.asarray(np.int64(0)), {}),
+        (("time",), np.arange(5, dtype=np.float32), {"units": "K"}),
+        (("time", "nv"), np.zeros((3, 2)), {"a": [1, 2]}),
+        (("time",), np.arange(3).astype("datetime64[s]"), None),  # the constructor's
+        (("x",), np.asarray(["a", None], dtype=object), None),  # the constructor's
+    ],
+)
+def test_hand_made_variables_are_the_constructors(
+    dims: tuple[str, ...], data: np.ndarray, attrs: dict[str, Any] | None
+) -> None:
+    got = points._variable(dims, data, attrs)
+    want = xr.Variable(dims, data, attrs)
+    assert type(got) is type(want)
+    xr.testing.assert_identical(got, want)
+    assert got.dims == want.dims and got.dtype == want.dtype and got.encoding == want.encoding
+    assert type(got._data) is type(want._data) and got._attrs == want._attrs
+    if attrs:
+        assert got.attrs is not attrs  # the answer's own
