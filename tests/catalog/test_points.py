@@ -252,3 +252,36 @@ def test_hand_made_variables_are_the_constructors(
     assert type(got._data) is type(want._data) and got._attrs == want._attrs
     if attrs:
         assert got.attrs is not attrs  # the answer's own
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        {"chunks": (7, 2, 2), "shards": (7, 4, 4)},
+        {"chunks": (3, 4, 4), "shards": (6, 4, 8)},
+        {"chunks": (7, 4, 3)},
+        {"chunks": (2, 9, 11)},
+    ],
+)
+def test_a_box_in_one_chunk_reads_as_any_box(tmp_path: Path, encoding: dict[str, Any]) -> None:
+    """``ChunkReader.read`` of a box inside one (inner) chunk, by its own path, gives what
+    the general path gives: values, fill where nothing is stored, a fresh writable array."""
+    store, ds = _store(tmp_path, _field(), {"v": encoding})
+    tmpl = points.PointReader(store).template(ds, "v", "series", None)
+    assert tmpl is not None
+    layout = tmpl.variables[0].layout
+    reader = ChunkReader(store)
+    rnd = random.Random(11)
+    inside = 0
+    for _ in range(300):
+        box = []
+        for n in layout.shape:
+            a = rnd.randrange(n)
+            box.append(slice(a, rnd.randint(a + 1, min(n, a + 3))))
+        got, want = reader.read(layout, tuple(box)), reader._read_box(layout, tuple(box))
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype and got.flags.writeable and got.flags.c_contiguous
+        assert got.flags.owndata
+        piece = layout.inner or layout.chunks
+        inside += all(s.start // p == (s.stop - 1) // p for s, p in zip(box, piece, strict=True))
+    assert inside > 20
