@@ -28,7 +28,13 @@ import xarray as xr
 
 from catalog.products import ProductInfo
 from catalog.sea_areas import SeaAreaInfo
-from catalog.selection import Selection, canonical, parse_bbox, polygon_bbox, subset_id
+from catalog.selection import (
+    Selection,
+    canonical,
+    canonical_subset_id,
+    parse_bbox,
+    polygon_bbox,
+)
 from oceanmart.errors import EmptySelection, InvalidParameter
 
 LON, LAT, DEPTH, TIME = "longitude", "latitude", "depth", "time"
@@ -211,8 +217,12 @@ def _nearest_lon_one(lon: np.ndarray, x: np.float64) -> int:
     n = len(lon)
     at = lon[0] + (x - lon[0]) % 360.0  # x within [lon[0], lon[0] + 360)
     below = int(lon.searchsorted(at, side="right")) - 1
-    near = np.asarray(sorted({k % n for k in range(below - 1, below + 3)}))
-    return int(near[np.argmin(np.abs((lon[near] - x + 180.0) % 360.0 - 180.0))])
+    best, nearest = -1, math.inf
+    for k in sorted({k % n for k in range(below - 1, below + 3)}):  # on numpy scalars
+        d = abs((lon[k] - x + 180.0) % 360.0 - 180.0)
+        if d < nearest:  # (the first of equals, as argmin)
+            best, nearest = k, d
+    return best
 
 
 def _bracket(values: np.ndarray, x: float) -> list[int]:
@@ -460,7 +470,7 @@ def plan_indexed(
     made = Plan(
         product_id=product.id,
         version_id=version.id,
-        subset_id=subset_id(product.id, version.id, sel),
+        subset_id=canonical_subset_id(product.id, version.id, canon),
         selection=canon,
         copy=choice,
         cells=cells,

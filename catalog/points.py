@@ -177,13 +177,19 @@ class PointReader:
         # instants costs ~0.1 ms) and their variables copied (their attributes and
         # encoding are the answer's own).
         variables = {
-            name: var.copy(deep=False) if name in axes.variables else var
-            for name, var in coords.items()
+            name: _shallow(var) if name in axes.variables else var for name, var in coords.items()
         }
         variables.update(data)
+        # The dimensions' sizes as ``calculate_dimensions`` finds them, without its checks
+        # (~5 us): the variables were cut alike from ``at``.
+        sizes: dict[Any, int] = {}
+        for made in variables.values():
+            for dim, size in zip(made._dims, made._data.shape, strict=True):
+                sizes.setdefault(dim, size)
         return xr.Dataset._construct_direct(
             variables,
             set(coords),
+            dims=sizes,
             attrs=dict(tmpl.attrs),
             indexes=dict(axes.indexes),
         )
@@ -228,6 +234,18 @@ def _variable(dims: tuple[str, ...], data: np.ndarray, attrs: dict[str, Any] | N
     var._attrs = dict(attrs) if attrs else None
     var._encoding = None
     return var
+
+
+def _shallow(var: xr.Variable) -> xr.Variable:
+    """``var.copy(deep=False)`` put together by hand (~1 us, not ~3.5 us; see
+    ``_variable``): the same class, dimensions and data, its own attributes and encoding.
+    Compared with ``copy`` in tests/catalog/test_points.py."""
+    out = object.__new__(type(var))
+    out._dims = var._dims
+    out._data = var._data
+    out._attrs = dict(var._attrs) if var._attrs else None
+    out._encoding = None if var._encoding is None else dict(var._encoding)
+    return out
 
 
 _READERS: weakref.WeakKeyDictionary[DataStore, PointReader] = weakref.WeakKeyDictionary()

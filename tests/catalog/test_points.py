@@ -285,3 +285,27 @@ def test_a_box_in_one_chunk_reads_as_any_box(tmp_path: Path, encoding: dict[str,
         piece = layout.inner or layout.chunks
         inside += all(s.start // p == (s.stop - 1) // p for s, p in zip(box, piece, strict=True))
     assert inside > 20
+
+
+def test_hand_made_copies_are_shallow_copies() -> None:
+    coords = xr.Coordinates(
+        {
+            "time": (
+                "time",
+                np.arange(3).astype("datetime64[D]").astype("datetime64[ns]"),
+                {"axis": "T"},
+            )
+        }
+    )
+    index_var = coords.variables["time"]
+    index_var.encoding["units"] = "days since 2000-01-01"
+    plain = xr.Variable(("x",), np.arange(3.0))  # no attributes, no encoding
+    for var in (index_var, plain):
+        got, want = points._shallow(var), var.copy(deep=False)
+        assert type(got) is type(want)
+        xr.testing.assert_identical(got, want)
+        assert got._data is want._data and got._attrs == want._attrs
+        assert got._encoding == want._encoding
+        got.attrs["changed"] = 1
+        got.encoding["changed"] = 1
+        assert "changed" not in var.attrs and "changed" not in var.encoding
