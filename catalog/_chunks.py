@@ -216,6 +216,47 @@ class ChunkReader:
     def read(self, layout: ArrayLayout, box: tuple[slice, ...]) -> np.ndarray:
         """The values of ``box`` (one slice of step 1 per dimension, inside the array),
         the fill value where nothing is stored."""
+        piece = layout.inner or layout.chunks
+        cell = [s.start // p for s, p in zip(box, piece, strict=True)]
+        if all(s.start < s.stop and (s.stop - 1) // p == c
+               for s, p, c in zip(box, piece, cell, strict=True)):  # fmt: skip
+            return self._read_piece(layout, box, piece, cell)
+        return self._read_box(layout, box)
+
+    def _read_piece(
+        self, layout: ArrayLayout, box: tuple[slice, ...], piece: tuple[int, ...], cell: list[int]
+    ) -> np.ndarray:
+        """``read`` of a box inside one piece (inner chunk, or chunk): a point's series or
+        profile. The same reads as ``_read_box``'s, without its loops over touched chunks
+        and its placing into a filled box (~12 us of a ~35 us read of one inner chunk);
+        test_points compares the two."""
+        origin = [c * p for c, p in zip(cell, piece, strict=True)]
+        part = tuple(slice(s.start - o, s.stop - o) for s, o in zip(box, origin, strict=True))
+        if layout.inner is None:
+            try:
+                data = self._get(layout.key(tuple(cell)))
+            except FileNotFoundError:
+                return self._filled(layout, box)
+            return self._decode(layout, data, piece)[part].copy()
+        ratio = [c // p for c, p in zip(layout.chunks, piece, strict=True)]  # pieces a shard
+        key = layout.key(tuple(c // r for c, r in zip(cell, ratio, strict=True)))
+        index = self._index(layout, key)
+        if index is None:
+            return self._filled(layout, box)
+        flat = 0  # the piece's place in the shard, C order (np.ravel_multi_index)
+        for c, r in zip(cell, ratio, strict=True):
+            flat = flat * r + c % r
+        offset, nbytes = (int(v) for v in index[flat])
+        if offset == EMPTY and nbytes == EMPTY:
+            return self._filled(layout, box)
+        return self._decode(layout, self._get(key, offset, nbytes), piece)[part].copy()
+
+    @staticmethod
+    def _filled(layout: ArrayLayout, box: tuple[slice, ...]) -> np.ndarray:
+        return np.full([s.stop - s.start for s in box], layout.fill, dtype=layout.dtype)
+
+    def _read_box(self, layout: ArrayLayout, box: tuple[slice, ...]) -> np.ndarray:
+        """``read`` of any box: each chunk (inner chunk) it touches placed in it."""
         starts = [s.start for s in box]
         stops = [s.stop for s in box]
         out = np.full([b - a for a, b in zip(starts, stops, strict=True)], layout.fill,

@@ -380,9 +380,14 @@ def canonical(sel: Selection) -> dict[str, object]:
 
 def subset_id(product_id: str, version_id: str, sel: Selection) -> str:
     """Deterministic id of a selection of one product version: ``sub_`` + 24 hex."""
+    return canonical_subset_id(product_id, version_id, canonical(sel))
+
+
+def canonical_subset_id(product_id: str, version_id: str, canon: dict[str, object]) -> str:
+    """``subset_id`` of a selection whose ``canonical`` form is ``canon``."""
     import hashlib
     import json
 
-    doc = {"product": product_id, "version": version_id, "selection": canonical(sel)}
+    doc = {"product": product_id, "version": version_id, "selection": canon}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sub_" + hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -213,3 +213,127 @@ def test_slice_indices_is_pandas_slice_indexer(
     lo, hi = data.draw(bound), data.draw(bound)
     expected = np.arange(len(index))[index.slice_indexer(lo, hi)]
     assert _slice_indices(index, lo, hi).tolist() == expected.tolist()
+
+
+# --- one point's fast paths against the general ones ----------------------------------
+
+
+def _ring(values: list[float], dtype: str) -> np.ndarray:
+    return np.asarray(sorted(set(values)), dtype=dtype)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.floats(-180, 179.75, allow_nan=False), min_size=2, max_size=60),
+    st.sampled_from(["float32", "float64"]),
+    st.sampled_from([0.0, 180.0]),
+    st.lists(st.floats(-180, 180, allow_nan=False), min_size=1, max_size=10),
+)
+def test_one_nearest_longitude_is_the_whole_axis_argmin(
+    values: list[float], dtype: str, shift: float, targets: list[float]
+) -> None:
+    """``_nearest_lon_one`` (a few cells around the point) picks the cell the pass over
+    the whole axis picks, ties (midpoints, across the antimeridian too) included."""
+    from catalog.planner import _is_ring, _nearest_lon, _nearest_lon_one
+
+    lon = _ring([v + shift for v in values], dtype)  # -180..180 or 0..360
+    if not _is_ring(lon):
+        return
+    wide = lon.astype(np.float64)
+    probes = [*targets, *wide, *(wide[1:] + wide[:-1]) / 2, (wide[0] + wide[-1] + 360) / 2,
+              (wide[0] + wide[-1] + 360) / 2 - 360, -180.0, 180.0, 0.0]  # fmt: skip
+    for x in probes:
+        x = float(x - 360.0 if x >= 180.0 else x)  # points are wrapped to [-180, 180)
+        xs = np.asarray([x])
+        assert _nearest_lon_one(lon, np.float64(x)) == _nearest_lon(lon, xs)[0], x
+
+
+def test_regular_grids_are_rings_and_odd_ones_not() -> None:
+    from catalog.planner import _is_ring
+
+    assert _is_ring(np.arange(-179.875, 180, 0.25))
+    assert _is_ring(np.arange(0, 360, 1.0, dtype=np.float32))
+    assert not _is_ring(np.arange(-180, 181, 1.0))  # -180 and 180: one place twice
+    assert not _is_ring(np.asarray([0.0, 2.0, 1.0]))
+    assert not _is_ring(np.asarray([0.0, np.nan, 1.0]))
+    assert not _is_ring(np.asarray([0.0]))
+
+
+@given(
+    st.lists(st.floats(-90, 90, allow_nan=False), min_size=2, max_size=40, unique=True),
+    st.sampled_from(["float32", "float64"]),
+    st.lists(st.floats(-120, 120, allow_nan=False), min_size=1, max_size=10),
+)
+def test_one_nearest_latitude_is_the_vectorised_one(
+    values: list[float], dtype: str, targets: list[float]
+) -> None:
+    from catalog.planner import _nearest_sorted, _nearest_sorted_one
+
+    axis = np.unique(np.asarray(values, dtype=dtype))
+    if len(axis) < 2:
+        return
+    wide = axis.astype(np.float64)
+    probes = np.asarray([*targets, *wide, *(wide[1:] + wide[:-1]) / 2])
+    expected = _nearest_sorted(axis, probes)
+    assert [_nearest_sorted_one(axis, np.float64(p)) for p in probes] == expected.tolist()
+
+
+def _grid_dataset(lon: np.ndarray, lat: np.ndarray, times: int = 5) -> xr.Dataset:
+    shape = (times, len(lat), len(lon))
+    return xr.Dataset(
+        {"v": (("time", "latitude", "longitude"), np.zeros(shape, dtype=np.float32))},
+        coords={
+            "time": np.arange(times).astype("datetime64[D]").astype("datetime64[ns]"),
+            "latitude": lat,
+            "longitude": lon,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "lon",
+    [
+        np.arange(-179.875, 180, 0.25),
+        np.arange(0, 360, 2.5, dtype=np.float32),
+        np.arange(-180, 181, 10.0),  # not a ring: the pass over the axis
+        np.asarray([-10.0, -5.0, 0.5, 3.0, 20.0]),  # regional
+    ],
+)
+def test_one_point_is_indexed_and_planned_as_one_of_many(lon: np.ndarray) -> None:
+    """A lone point's fast path (its indices, its chunk count) agrees with the general
+    path, which a selection of several points takes."""
+    from catalog.planner import _chunk_count, indexers, point_indices
+
+    ds = _grid_dataset(lon, np.arange(-89.5, 90, 1.0))
+    rng = np.random.default_rng(3)
+    far = [179.99, -89.99]
+    probes = [*zip(rng.uniform(-180, 180, 200), rng.uniform(-90, 90, 200), strict=True),
+              *((float(x), 0.0) for x in (lon[:-1] + lon[1:]) / 2), (-180.0, -90.0)]  # fmt: skip
+    for x, y in probes:
+        x = x - 360.0 if x >= 180.0 else x
+        one = selection_from_json({"point": [x, y]})
+        two = selection_from_json({"points": [[x, y], far]})
+        assert point_indices(ds, one).tolist() == point_indices(ds, two)[:1].tolist()
+        assert point_indices(ds, one, touched=True).tolist() == point_indices(ds, one).tolist()
+        idx = indexers(ds, one)
+        assert list(idx.orth) == ["time"] and idx.is_run("time")
+        assert idx.points is not None and idx.points.tolist() == point_indices(ds, one).tolist()
+    for chunk in (1, 2, 3, 5, 7):
+        assert _chunk_count(idx.orth["time"], chunk, True) == _chunk_count(idx.orth["time"], chunk)
+
+
+def test_strided_or_listed_axes_are_not_counted_as_runs() -> None:
+    from catalog.planner import indexers
+
+    ds = _grid_dataset(np.arange(0, 360, 30.0), np.arange(-60, 61, 30.0), times=9)
+    strided = indexers(ds, selection_from_json({"bbox": [0, -60, 330, 60], "stride": {"time": 2}}))
+    assert not strided.is_run("time") and strided.orth["time"].tolist() == [0, 2, 4, 6, 8]
+    assert strided.is_run("latitude") is False  # a bbox's slice: counted
+    listed = indexers(
+        ds, selection_from_json({"point": [1, 1], "times": ["1970-01-02", "1970-01-05"]})
+    )
+    assert not listed.is_run("time")
+    sliced = indexers(
+        ds, selection_from_json({"point": [1, 1], "datetime": "1970-01-02/1970-01-04"})
+    )
+    assert sliced.is_run("time") and sliced.orth["time"].tolist() == [1, 2, 3]

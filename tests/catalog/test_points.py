@@ -223,5 +223,89 @@ def test_answers_share_nothing_a_caller_may_change(tmp_path: Path) -> None:
     first["time"].attrs["changed"] = 1
     first["time"].encoding["units"] = "days since 1900-01-01"
     first["v"].attrs["changed"] = 1
+    first["latitude"].attrs["changed"] = 1
+    first["latitude"].encoding["dtype"] = "float32"
+    first["requested_longitude"].encoding["dtype"] = "float32"
     first.attrs["changed"] = 1
     _same(reader.read(ds, "v", "series", sel), _xarray(ds, sel))
+
+
+@pytest.mark.parametrize(
+    ("dims", "data", "attrs"),
+    [
+        ((), np.asarray(np.float64(1.5)), None),
+        ((), np.asarray(np.int64(0)), {}),
+        (("time",), np.arange(5, dtype=np.float32), {"units": "K"}),
+        (("time", "nv"), np.zeros((3, 2)), {"a": [1, 2]}),
+        (("time",), np.arange(3).astype("datetime64[s]"), None),  # the constructor's
+        (("x",), np.asarray(["a", None], dtype=object), None),  # the constructor's
+    ],
+)
+def test_hand_made_variables_are_the_constructors(
+    dims: tuple[str, ...], data: np.ndarray, attrs: dict[str, Any] | None
+) -> None:
+    got = points._variable(dims, data, attrs)
+    want = xr.Variable(dims, data, attrs)
+    assert type(got) is type(want)
+    xr.testing.assert_identical(got, want)
+    assert got.dims == want.dims and got.dtype == want.dtype and got.encoding == want.encoding
+    assert type(got._data) is type(want._data) and got._attrs == want._attrs
+    if attrs:
+        assert got.attrs is not attrs  # the answer's own
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        {"chunks": (7, 2, 2), "shards": (7, 4, 4)},
+        {"chunks": (3, 4, 4), "shards": (6, 4, 8)},
+        {"chunks": (7, 4, 3)},
+        {"chunks": (2, 9, 11)},
+    ],
+)
+def test_a_box_in_one_chunk_reads_as_any_box(tmp_path: Path, encoding: dict[str, Any]) -> None:
+    """``ChunkReader.read`` of a box inside one (inner) chunk, by its own path, gives what
+    the general path gives: values, fill where nothing is stored, a fresh writable array."""
+    store, ds = _store(tmp_path, _field(), {"v": encoding})
+    tmpl = points.PointReader(store).template(ds, "v", "series", None)
+    assert tmpl is not None
+    layout = tmpl.variables[0].layout
+    reader = ChunkReader(store)
+    rnd = random.Random(11)
+    inside = 0
+    for _ in range(300):
+        box = []
+        for n in layout.shape:
+            a = rnd.randrange(n)
+            box.append(slice(a, rnd.randint(a + 1, min(n, a + 3))))
+        got, want = reader.read(layout, tuple(box)), reader._read_box(layout, tuple(box))
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype and got.flags.writeable and got.flags.c_contiguous
+        assert got.flags.owndata
+        piece = layout.inner or layout.chunks
+        inside += all(s.start // p == (s.stop - 1) // p for s, p in zip(box, piece, strict=True))
+    assert inside > 20
+
+
+def test_hand_made_copies_are_shallow_copies() -> None:
+    coords = xr.Coordinates(
+        {
+            "time": (
+                "time",
+                np.arange(3).astype("datetime64[D]").astype("datetime64[ns]"),
+                {"axis": "T"},
+            )
+        }
+    )
+    index_var = coords.variables["time"]
+    index_var.encoding["units"] = "days since 2000-01-01"
+    plain = xr.Variable(("x",), np.arange(3.0))  # no attributes, no encoding
+    for var in (index_var, plain):
+        got, want = points._shallow(var), var.copy(deep=False)
+        assert type(got) is type(want)
+        xr.testing.assert_identical(got, want)
+        assert got._data is want._data and got._attrs == want._attrs
+        assert got._encoding == want._encoding
+        got.attrs["changed"] = 1
+        got.encoding["changed"] = 1
+        assert "changed" not in var.attrs and "changed" not in var.encoding
