@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import numpy as np
 import xarray as xr
+from xarray.core.indexing import PandasIndexingAdapter
 
 from catalog.compute import ComponentResult, Kind, iso_time, point_features
 from catalog.subset import write_netcdf
@@ -120,7 +121,8 @@ def _slab(var: xr.DataArray, block: tuple[slice, ...]) -> np.ndarray:
 
 
 def _table_dims(ds: xr.Dataset) -> tuple[str, ...]:
-    used = {str(d) for v in ds.data_vars.values() for d in v.dims}
+    # By name, through ``variables``: a DataArray per variable costs more than the rest.
+    used = {str(d) for n in ds.data_vars for d in ds.variables[n].dims}
     return tuple(d for d in _ORDER if d in used) + tuple(sorted(used - set(_ORDER)))
 
 
@@ -143,6 +145,9 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
     writer.writerow([n for n, _ in columns])
     writer.writerow([_units(n, v) for n, v in columns])
     yield head.getvalue().encode()
+    if len(dims) == 1 and 0 < shape[0] <= rows:  # a series: one block, one axis
+        yield _series_rows(columns, shape[0]).encode()
+        return
     for block in _blocks(shape, rows):
         sub = dict(zip(dims, block, strict=False))
         target = tuple(
@@ -173,6 +178,51 @@ def csv_chunks(ds: xr.Dataset, *, rows: int = PIECE) -> Iterator[bytes]:
         n = math.prod(target)
         lines = zip(*(repeat(t, n) if isinstance(t, str) else t for t in texts), strict=True)
         yield ("\n".join(map(",".join, lines)) + "\n").encode()
+
+
+def _series_rows(columns: list[tuple[str, xr.Variable]], n: int) -> str:
+    """The ``n`` rows of a table along one axis (a point's series or profile): what the
+    block loop of ``csv_chunks`` writes for it, byte for byte, at a third of its cost.
+
+    Hand-written layout: each row is ``g0 v1 g1 v2 ... vk gk`` where the ``v`` are the
+    texts of the columns along the axis and each ``g`` the constant text between them
+    (the separating commas and the texts of the constant columns, ``gk`` ending in the
+    newline). The rows are one ``str.join`` over a list filled by slice assignment, one
+    slot kind at a time, instead of a tuple and a join per row."""
+    slots: list[list[str] | str] = []
+    glue = ""
+    for i, (_, var) in enumerate(columns):
+        glue += "," if i else ""
+        values = _numpy(var)
+        text = _column_texts(values)
+        if text.size == 1:  # the same on every row (a 0-d coordinate, or n == 1)
+            glue += str(text.flat[0])
+            continue
+        if glue:
+            slots.append(glue)
+        slots.append(text.tolist())
+        glue = ""
+    slots.append(glue + "\n")
+    if len(slots) == 1:  # only constants (n == 1): one row
+        return cast(str, slots[0])
+    parts: list[str] = [""] * (n * len(slots))
+    for j, slot in enumerate(slots):
+        parts[j :: len(slots)] = [slot] * n if isinstance(slot, str) else slot
+    return "".join(parts)
+
+
+def _numpy(var: xr.Variable) -> np.ndarray:
+    """``var.values`` (computed when lazy), without xarray's overhead for the two kinds
+    of data a small series holds: a NumPy array, and an index (xarray parses NumPy's
+    version string twice per read of an index's values: ~30 us)."""
+    data = var._data
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, PandasIndexingAdapter):
+        values = data.array.values  # a period index's: objects, not of its dtype
+        if isinstance(values, np.ndarray) and values.dtype == data.dtype:
+            return values
+    return np.asarray(var.values)
 
 
 # The texts of time axes by their values: a version's time axis, or the slice of it a
