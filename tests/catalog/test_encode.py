@@ -489,3 +489,17 @@ def test_csv_of_corpus_points_is_written_as_the_plain_way(source: Source, produc
         assert fast == joined(csv_chunks(ds, rows=1)), (product, x, y, dims)
         if len({d for n in ds.data_vars for d in ds[n].dims}) == 1:
             assert fast == _reference_csv(ds)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_a_numpy_floats_str_is_its_array_text(dtype: Any) -> None:
+    """The series path writes a constant column's number with ``str`` of its NumPy
+    scalar, the rest with ``astype(str)``: the same text, on any bit pattern."""
+    rng = np.random.default_rng(5)
+    width = np.dtype(dtype).itemsize
+    bits = rng.integers(0, 256, 200_000 * width, dtype=np.uint8)
+    extra = [0.0, -0.0, 1e-4, 1e6, 0.1, 62.375, -131.537, 1e-7, 65504.0, 6e-8]
+    extra = [x for x in extra if abs(x) <= np.finfo(dtype).max]
+    values = np.concatenate([bits.view(dtype), np.array(extra).astype(dtype)])
+    values = values[np.isfinite(values)]
+    assert [str(v) for v in values] == values.astype(str).tolist()
