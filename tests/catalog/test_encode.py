@@ -499,7 +499,7 @@ def test_a_numpy_floats_str_is_its_array_text(dtype: Any) -> None:
     width = np.dtype(dtype).itemsize
     bits = rng.integers(0, 256, 200_000 * width, dtype=np.uint8)
     extra = [0.0, -0.0, 1e-4, 1e6, 0.1, 62.375, -131.537, 1e-7, 65504.0, 6e-8]
-    extra = [x for x in extra if abs(x) <= np.finfo(dtype).max]
+    extra = [x for x in extra if abs(x) <= float(np.finfo(dtype).max)]
     values = np.concatenate([bits.view(dtype), np.array(extra).astype(dtype)])
     values = values[np.isfinite(values)]
     assert [str(v) for v in values] == values.astype(str).tolist()
