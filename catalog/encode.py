@@ -232,7 +232,7 @@ def _numpy(var: xr.Variable) -> np.ndarray:
     """``var.values`` (computed when lazy), without xarray's overhead for the two kinds
     of data a small series holds: a NumPy array, and an index (xarray parses NumPy's
     version string twice per read of an index's values: ~30 us)."""
-    data = var._data
+    data: Any = var._data
     if isinstance(data, np.ndarray):
         return data
     # Exactly this type: a multi-index's adapter (a subclass) reads one level's values.
