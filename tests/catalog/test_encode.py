@@ -392,3 +392,114 @@ def test_formats_a_result_cannot_take_are_refused(source: Source) -> None:
         depth=[0, 100],
     )  # fmt: skip
     assert "coveragejson" not in formats(depths)
+
+
+# --- the series path of csv_chunks ---------------------------------------------------------
+
+
+def _reference_csv(ds: xr.Dataset) -> bytes:
+    """CSV of a table along one axis written the plain way, one field at a time: what
+    ``csv_chunks`` must write, byte for byte, for a point's series or profile."""
+    dims = {str(d) for n in ds.data_vars for d in ds[n].dims}
+    assert len(dims) == 1
+    (dim,) = dims
+    names = [dim] if dim in ds.coords else []
+    names += [str(c) for c in ds.coords if c != dim and set(ds[c].dims) <= dims]
+    names += [str(n) for n in ds.data_vars]
+
+    def text(v: Any) -> str:
+        if isinstance(v, np.datetime64):
+            return "" if np.isnat(v) else f"{np.datetime_as_string(v, unit='s')}Z"
+        if isinstance(v, np.floating) and not np.isfinite(v):
+            return ""
+        return str(v)
+
+    head = io.StringIO()
+    writer = csv.writer(head, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerow(
+        ["UTC" if n == "time" or ds[n].dtype.kind == "M" else ds[n].attrs.get("units", "")
+         for n in names]
+    )  # fmt: skip
+    rows = []
+    for i in range(ds.sizes[dim]):
+        row = [ds[n].values[()] if ds[n].ndim == 0 else ds[n].values[i] for n in names]
+        rows.append(",".join(text(v) for v in row) + "\n")
+    return (head.getvalue() + "".join(rows)).encode()
+
+
+def _series_cases() -> list[xr.Dataset]:
+    times = np.arange(np.datetime64("2020-01-01", "ns"), np.datetime64("2021-01-01", "ns"), DAY)
+    n = times.size
+    rng = np.random.default_rng(7)
+    sst = rng.normal(15, 8, n).astype(np.float32)
+    odd = np.array(
+        [np.nan, -0.0, 0.0, 1.225441e-07, -3.4e38, 1e-45, 1e6, 999999.94, 1e-4, 1.0001e-4,
+         9.999e-5, 123456.7, -1.5, 16777216.0, np.inf, -np.inf, 0.1, 1048576.25],
+        np.float32,
+    )  # fmt: skip
+    sst[: odd.size] = odd
+    point = {"latitude": 62.375, "longitude": -131.625, "point": 0,
+             "requested_longitude": -131.537, "requested_latitude": 62.451}  # fmt: skip
+    series = xr.Dataset({"sst": ("time", sst, {"units": "degC"})}, coords={"time": times, **point})
+    nat = np.datetime64("NaT", "ns")
+    with_nat = series.assign_coords(time=np.where(np.arange(n) % 50 == 1, nat, times))
+    ints = series.assign(count=("time", rng.integers(-(2**40), 2**40, n)))
+    last = series.assign(when=("time", times + np.timedelta64(1, "h"))).assign_coords(
+        latitude=1e-7, longitude=float("nan")
+    )
+    lazy = series.chunk({"time": 100})
+    profile = xr.Dataset(
+        {"temp": ("depth", rng.normal(4, 2, 33).astype(np.float64)),
+         "salt": ("depth", rng.normal(35, 1, 33).astype(np.float32))},
+        coords={"depth": np.linspace(0, 5500, 33), "latitude": -10.5, "longitude": 0.5},
+    )  # fmt: skip
+    one = series.isel(time=slice(0, 1))
+    only_variable = xr.Dataset({"x": ("time", sst[:10])})
+    return [series, with_nat, ints, last, lazy, profile, one, only_variable]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_csv_of_a_series_is_written_as_the_plain_way(case: int) -> None:
+    """One axis (a point's series or profile) is written by a path of its own: the same
+    bytes as the block loop (``rows`` below the length) and a field-by-field reference,
+    whatever the values (gaps, -0.0, exponents, integers, instants, lazy data)."""
+    ds = _series_cases()[case]
+    fast = joined(csv_chunks(ds))
+    assert fast == joined(csv_chunks(ds, rows=max(1, ds.sizes[next(iter(ds.sizes))] - 1)))
+    assert fast == joined(csv_chunks(ds, rows=1))
+    assert fast == _reference_csv(ds)
+
+
+@pytest.mark.parametrize("product", [NAVY, COADS, LEVITUS, ATLAS])
+def test_csv_of_corpus_points_is_written_as_the_plain_way(source: Source, product: str) -> None:
+    from catalog.points import cut_point
+
+    info = source.product(product)
+    assert info.version is not None
+    dims = info.version.dims
+    rng = np.random.default_rng(3)
+    whole = source.store.open_version(info.version.store_path, dask=False)
+    for _ in range(5):
+        x = float(rng.uniform(whole.longitude.min(), whole.longitude.max()))
+        y = float(rng.uniform(whole.latitude.min(), whole.latitude.max()))
+        sel = selection_from_json({"point": [round(x, 3), round(y, 3)]})
+        ds, _ = cut_point(source.store, info, sel, 1 << 30)
+        fast = joined(csv_chunks(ds))
+        assert fast == joined(csv_chunks(ds, rows=1)), (product, x, y, dims)
+        if len({d for n in ds.data_vars for d in ds[n].dims}) == 1:
+            assert fast == _reference_csv(ds)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_a_numpy_floats_str_is_its_array_text(dtype: Any) -> None:
+    """The series path writes a constant column's number with ``str`` of its NumPy
+    scalar, the rest with ``astype(str)``: the same text, on any bit pattern."""
+    rng = np.random.default_rng(5)
+    width = np.dtype(dtype).itemsize
+    bits = rng.integers(0, 256, 200_000 * width, dtype=np.uint8)
+    extra = [0.0, -0.0, 1e-4, 1e6, 0.1, 62.375, -131.537, 1e-7, 65504.0, 6e-8]
+    extra = [x for x in extra if abs(x) <= float(np.finfo(dtype).max)]
+    values = np.concatenate([bits.view(dtype), np.array(extra).astype(dtype)])
+    values = values[np.isfinite(values)]
+    assert [str(v) for v in values] == values.astype(str).tolist()
