@@ -70,16 +70,30 @@ def _generate() -> Callable[[Path, int], None]:
     return generate
 
 
-def timings(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(p50, p95) in milliseconds; one warm-up call first."""
-    fn()
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
+def timings(*fns: Callable[[], object], repeat: int, interleaved: bool = True) -> list[float]:
+    """(p50, p95) in milliseconds of each of ``fns``, flattened: one warm-up call each
+    first, then ``repeat`` rounds calling each once, interleaved (the order turned each
+    round), so that all of them meet the same moments of a shared machine (in blocks,
+    the floor's and OceanMart's p50 moved apart by up to 1.6x between runs minutes
+    apart); with ``--blocks`` each ``repeat`` times in a row, its caches warm."""
+    for fn in fns:
         fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    out.sort()
-    return statistics.median(out), out[min(len(out) - 1, round(0.95 * (len(out) - 1)))]
+    out: list[list[float]] = [[] for _ in fns]
+    rounds = (
+        [(k + j) % len(fns) for k in range(repeat) for j in range(len(fns))]
+        if interleaved
+        else [i for i in range(len(fns)) for _ in range(repeat)]
+    )
+    for i in rounds:
+        t = time.perf_counter()
+        fns[i]()
+        out[i].append((time.perf_counter() - t) * 1e3)
+    flat: list[float] = []
+    for times in out:
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        flat += [statistics.median(times), p95]
+    return flat
 
 
 def rate(fn: Callable[[], object], total: int, concurrency: int) -> float:
@@ -109,6 +123,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--steps", type=int, default=365)
     parser.add_argument("--requests", type=int, default=400, help="for the rate at concurrency 16")
+    parser.add_argument(
+        "--blocks", action="store_true", help="time each side in a block, not interleaved"
+    )
     parser.add_argument("--work", type=Path, help="reuse the product ingested by an earlier run")
     parser.add_argument("--peer-python", type=Path, default=ROOT / ".venv-peer" / "bin" / "python")
     parser.add_argument(
@@ -208,8 +225,8 @@ def main() -> None:
         if "point" in cases:
             print("[bench] point series", file=sys.stderr, flush=True)
             rows.append(("point series 365 steps (EDR, CSV)", point_copy,
-                         *timings(floor_point, args.repeat), *timings(om_point, args.repeat),
-                         *timings(peer_point, args.repeat)))  # fmt: skip
+                         *timings(floor_point, om_point, peer_point,
+                                  repeat=args.repeat, interleaved=not args.blocks)))  # fmt: skip
             extra.append(f"point series: bytes read / bytes returned = "
                          f"{plan['bytes_to_read']} / {plan['bytes']} = "
                          f"{plan['bytes_to_read'] / plan['bytes']:.1f}")  # fmt: skip
@@ -223,13 +240,12 @@ def main() -> None:
             copy = plan["copy"]
             step = len(times) // 2
             rows.append(("one global map step (EDR cube, NetCDF)", copy,
-                         *timings(lambda: sst[copy].isel(time=step).values, args.repeat),
-                         *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                         *timings(lambda: sst[copy].isel(time=step).values,
+                                  lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
                                                  params={**cube, "f": "NetCDF"}).raise_for_status(),
-                                  args.repeat),
-                         *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                  lambda: peer.get(f"/datasets/{copy}/edr/cube",
                                                    params={**cube, "f": "nc"}).raise_for_status(),
-                                  args.repeat)))  # fmt: skip
+                                  repeat=args.repeat, interleaved=not args.blocks)))  # fmt: skip
             ratio = plan["bytes_to_read"] / plan["bytes"]
             extra.append(f"global map: bytes read / bytes returned = {plan['bytes_to_read']} / "
                          f"{plan['bytes']} = {ratio:.2f}")  # fmt: skip
@@ -248,13 +264,12 @@ def main() -> None:
                 return cut.isel(time=slice(100, 130)).values
 
             rows.append(("10x10 deg box x 30 days (cube, NetCDF)", copy,
-                         *timings(box_floor, args.repeat),
-                         *timings(lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
+                         *timings(box_floor,
+                                  lambda: om.get(f"/edr/collections/{PRODUCT}/cube",
                                                  params={**box, "f": "NetCDF"}).raise_for_status(),
-                                  args.repeat),
-                         *timings(lambda: peer.get(f"/datasets/{copy}/edr/cube",
+                                  lambda: peer.get(f"/datasets/{copy}/edr/cube",
                                                    params={**box, "f": "nc"}).raise_for_status(),
-                                  args.repeat)))  # fmt: skip
+                                  repeat=args.repeat, interleaved=not args.blocks)))  # fmt: skip
 
         if "zarr" in cases:
             # 4. xr.open_zarr over HTTP (open + point series) vs local open_zarr
@@ -273,8 +288,12 @@ def main() -> None:
             # As a researcher types it (dask, xarray's chunks), then without dask: a sharded
             # copy's inner chunks become xarray's dask chunks (pydata/xarray#11460).
             for label, kw in (("", {}), (", chunks=None", {"chunks": None})):
-                lp50, lp95 = timings(zarr_point(version / "series.zarr", **kw), args.repeat)
-                hp50, hp95 = timings(zarr_point(remote_url, **http, **kw), args.repeat)
+                lp50, lp95, hp50, hp95 = timings(
+                    zarr_point(version / "series.zarr", **kw),
+                    zarr_point(remote_url, **http, **kw),
+                    repeat=args.repeat,
+                    interleaved=not args.blocks,
+                )
                 rows.append((f"open_zarr{label} + point series (Zarr/HTTP)", "series",
                              lp50, lp95, hp50, hp95, float("nan"), float("nan")))  # fmt: skip
 
@@ -320,6 +339,7 @@ def main() -> None:
             p.wait()
 
     print(f"\nServing a {args.steps}x720x1440 float32 product, p50/p95 ms of {args.repeat} "
+          f"({'in blocks' if args.blocks else 'interleaved'}) "
           f"(python {sys.version.split()[0]}, {os.cpu_count()} cpus, load "
           f"{os.getloadavg()[0]:.1f})")  # fmt: skip
     print(f"{'case':52} {'copy':6} {'floor p50/p95':>15} {'ours p50/p95':>15} "
