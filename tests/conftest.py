@@ -307,6 +307,34 @@ def running(settings: Settings, app: Any = None) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def get_while_key_locked(
+    server: Server, key_id: str, key: str, path: str, params: dict[str, str] | None = None
+) -> httpx.Response:
+    """GET ``path`` with ``key`` on a server of its own that counts a burst of one request
+    per key (a second count would be a 429), while another transaction holds a lock the
+    key's first use needs (the database's write lock on SQLite, the key's row on
+    PostgreSQL); checks the request waited for it rather than failing at once, and
+    returns its answer once the lock was released."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from oceanmart.accounts import ApiKey
+
+    settings = server.env.settings.model_copy(
+        update={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}
+    )
+    with (
+        running(settings) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        with transaction(server.env.sessions) as s:
+            s.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(label="held"))
+            asked = pool.submit(c.get, path, params=params)
+            done, _ = wait([asked], timeout=1.0)
+            assert not done  # it waits for the lock (and did not fail at once)
+        return asked.result()
+
+
 @pytest.fixture(scope="session")
 def server(env: Env) -> Iterator[Server]:
     """One server per backend for the whole session."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-from concurrent.futures import wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from oceanmart.db import transaction
 from pricing.entitlements import grant
 from pricing.metering import AccessRecord
 from tests.catalog.test_subset_reference import _as_ours, _assert_same
-from tests.conftest import Server, require_tool, running, unique
+from tests.conftest import Server, get_while_key_locked, require_tool, running, unique
 
 LEV = "levitus-climatology"
 NAVY = "navy-winds-monthly"
@@ -321,28 +320,10 @@ def test_a_point_on_the_event_loop_waits_for_a_lock_in_a_worker_thread(
     key's row, which the key's first use writes), the request runs again in a worker
     thread and waits there: answered once the lock is released, metered once, counted
     once against its key's rate (a burst of one: a second count would be a 429)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sqlalchemy import func, select, update
-
-    from oceanmart.accounts import ApiKey
+    from sqlalchemy import func, select
 
     key_id, key = _navy_key(server, "locked")
-    settings = server.env.settings.model_copy(
-        update={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}
-    )
-    with (
-        running(settings) as url,
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        with transaction(server.env.sessions) as s:
-            # the database's write lock on SQLite, the key's row on PostgreSQL
-            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(label="held"))
-            asked = pool.submit(c.get, f"/edr/collections/{NAVY}/position", params=SERIES)
-            done, _ = wait([asked], timeout=1.0)
-            assert not done  # it waits for the lock (and did not fail at once)
-        r = asked.result()
+    r = get_while_key_locked(server, key_id, key, f"/edr/collections/{NAVY}/position", SERIES)
     assert r.status_code == 200, r.text
     with server.env.sessions() as s:
         records = s.scalar(

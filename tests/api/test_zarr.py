@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import xarray as xr
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from oceanmart.accounts import create_account, create_key
 from oceanmart.db import transaction
 from pricing.entitlements import grant
 from pricing.metering import AccessRecord
-from tests.conftest import Server, running, unique
+from tests.conftest import Server, get_while_key_locked, unique
 
 PRODUCT = "levitus-climatology"
 
@@ -235,25 +234,8 @@ def test_a_read_on_the_event_loop_waits_for_a_lock_in_a_worker_thread(
     writes): the request runs again in a worker thread and waits there, answered once
     the lock is released, metered once and counted once against its key's rate (a
     burst of one: a second count would be a 429)."""
-    from concurrent.futures import ThreadPoolExecutor, wait
-
-    from oceanmart.accounts import ApiKey
-
     key_id, key = _zarr_key(server)
-    settings = server.env.settings.model_copy(
-        update={"rate_limit_per_s": 0.001, "rate_limit_burst": 1}
-    )
-    with (
-        running(settings) as url,
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        with transaction(server.env.sessions) as s:
-            s.execute(update(ApiKey).where(ApiKey.id == key_id).values(label="held"))
-            asked = pool.submit(c.get, f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
-            done, _ = wait([asked], timeout=1.0)
-            assert not done  # it waits for the lock (and did not fail at once)
-        r = asked.result()
+    r = get_while_key_locked(server, key_id, key, f"/zarr/products/{PRODUCT}/TEMP/c/0/0/0")
     assert r.status_code == 200, r.text
     with server.env.sessions() as s:
         assert (
