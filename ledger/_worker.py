@@ -4,6 +4,7 @@ of a second, backing off from an unreachable chain without stopping the rest."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,9 +19,17 @@ RESET_CHECK_SECONDS = 15.0
 
 
 class LedgerWorker:
-    def __init__(self, ledger: Ledger, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        sessions: sessionmaker[Session],
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_ready``: called once in the thread after its first pass, which set up the
+        chain (the embedded chain imports py-evm and replays its transactions)."""
         self.ledger = ledger
         self.sessions = sessions
+        self._on_ready = on_ready
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-worker", daemon=True)
 
@@ -47,6 +56,10 @@ class LedgerWorker:
             except Exception as exc:  # the thread must outlive any one failure
                 log.exception("ledger.worker_failed", error=type(exc).__name__)
                 continue
+            finally:
+                ready, self._on_ready = self._on_ready, None
+                if ready is not None:
+                    ready()
             if check_reset and clock >= next_anchor and not summary.chain_error:
                 next_reset_check = clock + RESET_CHECK_SECONDS
             if summary.chain_error:

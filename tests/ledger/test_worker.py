@@ -74,3 +74,25 @@ def test_an_idle_worker_resends_anchors_a_chain_reset_lost(
     finally:
         worker.stop()
     assert ledger.audit(fresh_env.sessions).ok
+
+
+def test_on_ready_is_called_once_after_the_first_pass_set_up_the_chain(fresh_env: Env) -> None:
+    """The server freezes the garbage collector's view again once the ledger thread has
+    set up its chain (``api.app``): the callback runs once, after the first pass, with
+    the chain (here the embedded one) already made."""
+    ledger = Ledger(with_settings(fresh_env, ledger_poll_seconds=0.02))
+    append(ledger, fresh_env, ["r0"])
+    seen: list[bool] = []
+    worker = LedgerWorker(ledger, fresh_env.sessions, on_ready=lambda: seen.append(
+        ledger._chain is not None
+    ))  # fmt: skip
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not seen:
+            assert time.monotonic() < deadline, "on_ready was not called"
+            time.sleep(0.05)
+        time.sleep(0.3)  # ~15 more passes
+    finally:
+        worker.stop()
+    assert seen == [True]
