@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -307,6 +307,11 @@ class Entitled:
                 # read in this request (the gate, or just above): no quota, no re-read
                 metered=entitlement is not None and entitlement.quota_cells is not None,
             )
+
+    def detached(self, sessions: sessionmaker[Session]) -> Entitled:
+        """The same decision, recording through ``sessions`` and no connection of the
+        caller's: for a worker thread taking over a request the event loop began."""
+        return replace(self, sessions=sessions, connection=None)
 
     def area(self, selection: dict[str, object]) -> SeaAreaInfo | None:
         """The stored sea area a selection names, if any."""

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
+from api.deps import Entitled
 from catalog.work import discard
 from oceanmart.db import is_lock_timeout
 
@@ -46,13 +47,19 @@ async def run_cancellable[T](request: Request, work: Callable[[threading.Event],
 
 class NotOnLoop(Exception):
     """Raised by work tried on the event loop, before it read or wrote anything: run it
-    in a worker thread instead (too big, not local, or not the simple case)."""
+    in a worker thread instead (too big, not local, or not the simple case). ``decided``:
+    the data gate's answer when the work got that far, for the thread to go on with
+    instead of asking the database again (``Entitled.detached``)."""
+
+    def __init__(self, decided: Entitled | None = None) -> None:
+        super().__init__()
+        self.decided = decided
 
 
 async def loop_first[T](
     request: Request,
     on_loop: Callable[[Connection], T],
-    in_thread: Callable[[], Awaitable[T]],
+    in_thread: Callable[[Entitled | None], Awaitable[T]],
 ) -> T:
     """``on_loop(connection)`` on the event loop, else ``in_thread()``.
 
@@ -61,16 +68,18 @@ async def loop_first[T](
     run on the loop, through a connection of ``app.state.loop_data_engine`` that gives
     up on a database lock after a few milliseconds (``api.app``): on ``NotOnLoop`` or
     such a lock timeout (its transaction rolled back whole) the request runs again in
-    a worker thread, where waiting for the lock blocks nobody else."""
+    a worker thread, where waiting for the lock blocks nobody else; ``in_thread`` gets
+    the gate's answer ``NotOnLoop`` carried, if any."""
+    decided = None
     try:
         with request.app.state.loop_data_engine.connect() as connection:
             return on_loop(connection)
-    except NotOnLoop:
-        pass
+    except NotOnLoop as exc:
+        decided = exc.decided
     except OperationalError as exc:
         if not is_lock_timeout(exc):
             raise
-    return await in_thread()
+    return await in_thread(decided)
 
 
 def held(pieces: Iterator[bytes], stack: ExitStack) -> Iterator[bytes]:

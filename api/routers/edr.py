@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from api.deps import (
     CatalogReader,
+    Entitled,
     Gate,
     GateDep,
     ProductDep,
@@ -248,7 +249,11 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     fmt, compression = serving.f, serving.compression
     params.update(z=serving.z, datetime_=serving.datetime, parameter_name=serving.parameter_name)
 
-    def work(cancel: threading.Event | None, connection: Connection | None) -> _Answer:
+    def work(
+        cancel: threading.Event | None,
+        connection: Connection | None,
+        decided: Entitled | None = None,
+    ) -> _Answer:
         """Decide the gate, parse, cut, encode (or write the file), meter: all in one
         worker thread, so the event loop never waits on the data or the database, and a
         request costs one hand-over to a thread. The gate is decided first: a caller
@@ -259,8 +264,9 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         ``connection`` (see ``loop_first``): the gate and the access record share it (one
         pool checkout; their transactions stay apart, none is open during the cut);
         raises ``NotOnLoop`` (not one point, more than ``LOOP_BYTES`` to read, or not a
-        direct read) before any data is read, and a lock timeout if it met a lock."""
-        gate = serving.gate.decide(
+        direct read) before any data is read, carrying the gate's answer (``decided``, in
+        the thread), and a lock timeout if it met a lock."""
+        gate = decided or serving.gate.decide(
             request.app.state.loop_sessions if cancel is None else None, connection
         )
         kind = FORMATS.get((fmt or "CoverageJSON").strip().lower())
@@ -271,7 +277,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
         # One POINT is one coverage (a series or a profile), not a collection of one.
         single = query == "position" and len(doc["points"]) == 1
         if cancel is None and not single:
-            raise NotOnLoop
+            raise NotOnLoop(gate.detached(serving.gate.sessions))
         product, version = gate.product, gate.version.id
         access_id = new_access_id()
         tmp: Path | None = None
@@ -287,7 +293,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                             max_read=LOOP_BYTES if cancel is None else None,
                         )  # fmt: skip
                     except points.TooMuchToRead:
-                        raise NotOnLoop from None
+                        raise NotOnLoop(gate.detached(serving.gate.sessions)) from None
                 else:
                     selected, planned = engine.cut(
                         store, product, selection, settings.max_request_bytes
@@ -325,8 +331,8 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
                 discard(tmp)
             raise
 
-    def in_thread() -> Awaitable[_Answer]:
-        return run_cancellable(request, lambda cancel: work(cancel, None))
+    def in_thread(decided: Entitled | None) -> Awaitable[_Answer]:
+        return run_cancellable(request, lambda cancel: work(cancel, None, decided))
 
     if (
         query == "position"
@@ -335,7 +341,7 @@ async def _answer(serving: Serving, query: str, **params: str | None) -> Respons
     ):
         done = await loop_first(request, lambda connection: work(None, connection), in_thread)
     else:
-        done = await in_thread()
+        done = await in_thread(None)
     headers = {"OceanMart-Access-Id": done.access_id, "OceanMart-Product-Version": done.version_id}
     media = encode.MEDIA_TYPES[done.kind]
     if done.tmp is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -75,16 +76,20 @@ def _deliver(
     locate: Callable[[Entitled], tuple[str, str]],
     key: str,
     connection: Connection | None = None,
+    decided: Entitled | None = None,
 ) -> Response:
     """Decide the gate, resolve ``key`` in the store ``locate`` gives (root, ETag base),
     meter and read it, all in the calling thread (an open_zarr and a point series are
     eight requests, six of them metadata). With ``connection``: on the event loop (see
     ``loop_first``), raising ``NotOnLoop`` before anything is metered or read when the
-    store is not local or more than ``LOOP_BYTES`` would be read."""
+    store is not local or more than ``LOOP_BYTES`` would be read (carrying the gate's
+    answer once decided: ``decided``, in the thread, is that answer)."""
     on_loop = connection is not None
     if on_loop and not stores.store.local:
         raise NotOnLoop  # (resolving a key reads the object store)
-    gate = question.decide(request.app.state.loop_sessions if on_loop else None, connection)
+    gate = decided or question.decide(
+        request.app.state.loop_sessions if on_loop else None, connection
+    )
     root, etag_base = locate(gate)
     obj = stores.resolve(root, key, etag_base)
     headers = {
@@ -100,7 +105,7 @@ def _deliver(
     span = byte_range(request.headers.get("range"), obj.size)
     get = request.method == "GET"
     if on_loop and get and (span[1] - span[0] if span else obj.size) > LOOP_BYTES:
-        raise NotOnLoop
+        raise NotOnLoop(gate.detached(question.sessions))
     if get and (metered := stores.metered(obj, span)) is not None:
         access = gate.record(
             Delivery(
@@ -143,7 +148,9 @@ async def _serve(
     return await loop_first(
         request,
         lambda connection: _deliver(request, gate, stores, locate, key, connection),
-        lambda: run_in_threadpool(_deliver, request, gate, stores, locate, key),
+        lambda decided: run_in_threadpool(
+            partial(_deliver, decided=decided), request, gate, stores, locate, key
+        ),
     )
 
 

@@ -337,7 +337,7 @@ def test_a_point_reading_more_than_the_loop_takes_goes_to_a_worker_thread(
     server: Server, navy_winds: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A point whose plan reads more than ``LOOP_BYTES`` is cut in a worker thread (the
-    gate decided again there), with the same answer and one access record."""
+    gate's answer handed over), with the same answer and one access record."""
     import api.routers.edr as router
     from api.work import run_cancellable
 
