@@ -152,10 +152,14 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
     app.state.payments = payments_from_settings(settings, the_ledger)
     app.state.ledger = the_ledger
     errors.install(app)
-    # Routes are matched in this order: quoting, the busiest POST, comes first (no other
-    # router has a path under /v1/quotes or /v1/orders).
+    # Routes are matched in this order, the busiest first: quoting (the busiest POST), Zarr
+    # over HTTP (an open_zarr is 8 requests), EDR; no other router has a path under
+    # /v1/quotes, /v1/orders, /zarr or /edr. A router whose prefix a path lacks costs it
+    # ~1 us (``api.routers.Router``), one without a prefix ~2 us a route.
     for router in (
         quotes.router,
+        zarr.router,
+        edr.router,
         health.router,
         jobs.router,
         accounts.router,
@@ -164,10 +168,8 @@ def create_app(settings: Settings, *, freeze_gc: bool = False) -> FastAPI:
         plans.router,
         stac.router,
         components.router,
-        edr.router,
         sea_areas.router,
         subsets.router,
-        zarr.router,
         webhooks.router,
         credits.router,
         pricebooks.router,

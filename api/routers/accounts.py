@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from api.deps import Admin, PrincipalDep, SessionsDep
+from api.routers import Router
 from api.schemas import AccountIn, AccountOut, KeyIn, KeyOut, NewKeyOut, WhoAmI
 from oceanmart import accounts
 from oceanmart.db import transaction
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = Router(prefix="/v1", tags=["accounts"])
 
 
 @router.get("/me", response_model=WhoAmI)

@@ -7,11 +7,12 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, run_source
+from api.routers import Router
 from api.work import held, run_cancellable
 from catalog import encode
 from catalog.components import get_component, list_components
@@ -21,7 +22,7 @@ from catalog.work import watched
 from oceanmart.errors import InvalidParameter
 from pricing.metering import Channel, Delivery
 
-router = APIRouter(prefix="/v1/components", tags=["components"])
+router = Router(prefix="/v1/components", tags=["components"])
 
 Format = Literal["coveragejson", "csv", "geojson", "netcdf"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -30,6 +30,7 @@ from api.deps import (
     SessionsDep,
     StoreDep,
 )
+from api.routers import Router
 from catalog.products import OPERATOR, get_product, list_products
 from oceanmart import accounts as acc
 from oceanmart.db import transaction, utcnow
@@ -80,7 +81,7 @@ EXAMPLES: tuple[tuple[str, dict[str, Any] | None], ...] = (
     ("ex_sub", None),  # the subscription offer
 )
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = Router(prefix="/console", include_in_schema=False)
 
 
 def _lang(request: Request) -> str:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from api.deps import Admin, PrincipalDep, SessionsDep
 from api.pricing_schemas import BalancesOut, CreditEntryOut, CreditGrantIn, MoneyOut
+from api.routers import Router
 from oceanmart.accounts import Scope, get_account
 from oceanmart.db import transaction
 from pricing import credits
 from pricing.money import from_major
 
-router = APIRouter(prefix="/v1/credits", tags=["credits"])
+router = Router(prefix="/v1/credits", tags=["credits"])
 
 
 @router.get("", response_model=BalancesOut)

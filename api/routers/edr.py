@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 
@@ -29,6 +29,7 @@ from api.deps import (
     ViewerDep,
 )
 from api.limits import KeyLimiter
+from api.routers import Router
 from api.schemas import Compression
 from api.work import NotOnLoop, ScratchFileResponse, held, loop_first, run_cancellable
 from catalog import edr, encode, points
@@ -41,7 +42,7 @@ from oceanmart.errors import InvalidParameter
 from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery, new_access_id
 
-router = APIRouter(prefix="/edr", tags=["edr"])
+router = Router(prefix="/edr", tags=["edr"])
 
 FORMATS = {
     "coveragejson": "coveragejson",

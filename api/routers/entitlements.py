@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import Path, Query, status
 
 from api.deps import Admin, SessionsDep
+from api.routers import Router
 from api.schemas import EntitlementIn, EntitlementOut
 from oceanmart.db import transaction
 from pricing import entitlements
 
-router = APIRouter(prefix="/v1/entitlements", tags=["entitlements"])
+router = Router(prefix="/v1/entitlements", tags=["entitlements"])
 
 
 @router.post("", response_model=EntitlementOut, status_code=status.HTTP_201_CREATED)

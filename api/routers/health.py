@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
 from sqlalchemy import text
 
 import oceanmart
 from api.deps import SessionsDep
+from api.routers import Router
 from api.schemas import Health
 from oceanmart.errors import all_error_types
 
-router = APIRouter(tags=["meta"])
+router = Router(tags=["meta"])
 
 
 @router.get("/healthz", response_model=Health)

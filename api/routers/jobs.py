@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ from api.deps import (
     entitle,
     run_source,
 )
+from api.routers import Router
 from api.schemas import ComponentCall
 from catalog import jobs
 from catalog.compute import plan_run
@@ -33,7 +34,7 @@ from oceanmart.errors import InvalidParameter, NotFound
 from oceanmart.settings import Settings
 from pricing.metering import Channel, Delivery
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = Router(prefix="/v1/jobs", tags=["jobs"])
 
 
 class JobIn(BaseModel):

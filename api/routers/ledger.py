@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import LedgerDep, PrincipalDep, SessionsDep, SettingsDep
+from api.routers import Router
 from api.schemas import (
     AnchorOut,
     CheckpointOut,
@@ -28,7 +29,7 @@ from oceanmart.accounts import Scope
 from oceanmart.errors import NotFound
 from oceanmart.settings import Settings
 
-router = APIRouter(tags=["ledger"])
+router = Router(tags=["ledger"])
 RPC_PATH = "/v1/ledger/rpc"
 
 

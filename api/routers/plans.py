@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from api.deps import CatalogReader, SessionsDep, StoreDep, ViewerDep
+from api.routers import Router
 from api.schemas import PlanIn, PlanOut, SubsetOut
 from catalog.components import check_call
 from catalog.planner import plan
@@ -13,7 +12,7 @@ from catalog.sea_areas import resolve_area
 from catalog.selection import selection_from_json
 from oceanmart.db import transaction
 
-router = APIRouter(prefix="/v1", tags=["plans"])
+router = Router(prefix="/v1", tags=["plans"])
 
 
 @router.post("/plans", response_model=PlanOut, response_model_by_alias=True)

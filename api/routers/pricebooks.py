@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from api.deps import Admin, CatalogReader, LedgerDep, ProductDep, SessionsDep, StoreDep, ViewerDep
 from api.pricing_schemas import (
     LineOut,
@@ -14,13 +12,14 @@ from api.pricing_schemas import (
     PriceBookOut,
     TierIn,
 )
+from api.routers import Router
 from oceanmart.accounts import get_account
 from oceanmart.db import transaction, utcnow
 from pricing.books import BookInfo, current_book, list_books, parse_rules, save_book
 from pricing.engine import Customer, License, Offer
 from pricing.quotes import QuoteRequest, price_request, set_tier
 
-router = APIRouter(prefix="/v1", tags=["price books"])
+router = Router(prefix="/v1", tags=["price books"])
 
 
 def _out(b: BookInfo) -> PriceBookOut:

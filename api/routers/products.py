@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import FileResponse
 
 from api.deps import (
@@ -16,6 +16,7 @@ from api.deps import (
     StoreDep,
     ViewerDep,
 )
+from api.routers import Router
 from api.schemas import Compression, ProductList, ProductOut
 from api.work import ScratchFileResponse
 from catalog import subset as engine
@@ -25,7 +26,7 @@ from catalog.selection import parse_selection
 from catalog.work import discard, scratch_path
 from pricing.metering import Channel, Delivery
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = Router(prefix="/v1/products", tags=["products"])
 
 
 @router.get("", response_model=ProductList)

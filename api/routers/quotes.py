@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -22,6 +22,7 @@ from api.deps import (
     SessionsDep,
 )
 from api.pricing_schemas import OrderIn, OrderOut, QuoteIn, QuoteOut, SignerOut
+from api.routers import Router
 from oceanmart.accounts import Principal, Scope, get_account
 from oceanmart.db import is_lock_timeout
 from pricing import checkout, orders, verify
@@ -29,7 +30,7 @@ from pricing.checkout import Payments
 from pricing.engine import Offer
 from pricing.quotes import QuoteRequest, get_quote, quote_for_key
 
-router = APIRouter(prefix="/v1", tags=["quotes and orders"])
+router = Router(prefix="/v1", tags=["quotes and orders"])
 
 
 @router.post(

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import PlainTextResponse
 
 from api.deps import Admin, PrincipalDep, SessionsDep
 from api.pricing_schemas import RevenueOut, UsageOut
+from api.routers import Router
 from oceanmart.accounts import Scope, get_account
 from oceanmart.db import utcnow
 from oceanmart.errors import InvalidParameter
 from pricing import reports
 
-router = APIRouter(prefix="/v1", tags=["usage and revenue"])
+router = Router(prefix="/v1", tags=["usage and revenue"])
 
 Start = Annotated[
     date | None, Query(alias="from", description="first day (UTC), default 30 days ago")

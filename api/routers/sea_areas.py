@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, CatalogReader, SessionsDep
+from api.routers import Router
 from catalog import sea_areas
 from oceanmart.db import transaction
 
-router = APIRouter(prefix="/v1/sea-areas", tags=["sea areas"])
+router = Router(prefix="/v1/sea-areas", tags=["sea areas"])
 
 
 class SeaAreaOut(BaseModel):

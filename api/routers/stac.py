@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionsDep, ViewerDep
+from api.routers import Router
 from catalog import stac
 from catalog.products import ProductInfo, Viewer, get_product, list_products, list_versions
 from catalog.selection import parse_bbox, parse_datetime
 from oceanmart.errors import InvalidParameter, NotFound
 
-router = APIRouter(prefix="/stac", tags=["stac"])
+router = Router(prefix="/stac", tags=["stac"])
 GEOJSON = "application/geo+json"
 
 

@@ -6,10 +6,11 @@ import threading
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import EntitledDep, LimiterDep, SettingsDep, StoreDep, ZarrDep
+from api.routers import Router
 from api.schemas import Compression
 from api.work import ScratchFileResponse, run_cancellable
 from catalog import subset as engine
@@ -17,7 +18,7 @@ from catalog.selection import selection_from_json
 from catalog.work import discard, scratch_path, watched
 from pricing.metering import AccessInfo, Channel, Delivery, new_access_id
 
-router = APIRouter(prefix="/v1/subsets", tags=["subsets"])
+router = Router(prefix="/v1/subsets", tags=["subsets"])
 
 Format = Literal["netcdf", "zarr"]
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PaymentsDep, SessionsDep
+from api.routers import Router
 from oceanmart.errors import NotFound
 from pricing.stripe_payments import StripeGateway
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = Router(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 @router.post("/stripe")

@@ -19,18 +19,19 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import Connection
 from starlette.exceptions import HTTPException
 
 from api.deps import Entitled, Gate, GateDep, SettingsDep, ZarrDep
+from api.routers import Router
 from api.work import NotOnLoop, loop_first
 from catalog.zarr_http import ZarrStores
 from pricing.metering import Channel, Delivery
 
-router = APIRouter(prefix="/zarr", tags=["zarr"])
+router = Router(prefix="/zarr", tags=["zarr"])
 
 ZARR_JSON = "application/json"
 OCTETS = "application/octet-stream"
