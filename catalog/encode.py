@@ -74,10 +74,9 @@ def _float_strings(flat: np.ndarray, missing: str) -> list[str]:
     infinities. float32 and float64 through orjson (Rust; float32 in its shortest float32
     digits): NumPy's ``astype(str)`` took ~220 us of the ~400 us a 365-row CSV series
     cost, orjson ~20. Its numbers are JSON's: ``1e-7`` and ``123456790.0`` where NumPy
-    writes ``1e-07`` and ``1.2345679e+08`` (the same value: every finite float32 was checked
-    to parse back to its own bits through float64, as pandas and Python read it, and
-    tests.catalog.test_encode checks samples). float16 through NumPy (orjson writes it
-    with a float32's digits)."""
+    writes ``1e-07`` and ``1.2345679e+08``: the same value (every finite float32 was
+    checked to read back as its own bits; tests.catalog.test_encode checks samples).
+    float16 through NumPy (orjson writes it with a float32's digits)."""
     if flat.dtype.kind == "f" and flat.dtype.itemsize in (4, 8):
         native = np.ascontiguousarray(flat, flat.dtype.newbyteorder("="))
         text = orjson.dumps(native, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode()
