@@ -105,6 +105,15 @@ def _texts(values: np.ndarray, missing: str) -> np.ndarray:
     return np.array([missing if v is None else _object_text(v) for v in flat.tolist()])
 
 
+def _strings(values: np.ndarray, missing: str) -> list[str]:
+    """``_texts`` as a list (floats without an array of texts in between: a third of
+    the cost for a million values)."""
+    flat = np.asarray(values).ravel()
+    if flat.dtype.kind == "f":
+        return _float_strings(flat, missing)
+    return cast(list[str], _texts(flat, missing).tolist())
+
+
 def _object_text(v: Any) -> str:
     return iso_time(v) if hasattr(v, "calendar") else str(v)
 
@@ -284,10 +293,8 @@ _AXIS_STRINGS: LRU[tuple[str, tuple[int, ...], bytes], tuple[str, ...]] = LRU(25
 
 def _column_strings(values: np.ndarray) -> Sequence[str]:
     """``_column_texts(values)`` as a sequence of ``str``, instants' kept by value."""
-    if values.dtype.kind == "f":
-        return _float_strings(values.ravel(), "")
     if values.dtype.kind != "M" or not 1 < values.size <= _AXIS_TEXTS_MAX:
-        return cast(list[str], _texts(values, "").tolist())
+        return _strings(values, "")
     key = (values.dtype.str, values.shape, values.tobytes())
     held = _AXIS_STRINGS.get(key)
     if held is None:
@@ -316,7 +323,7 @@ def _units(name: str, var: xr.Variable) -> str:
 def _axis_values(var: xr.DataArray) -> list[Any]:
     values = np.asarray(var.values).ravel()
     if values.dtype.kind in "MO":
-        return list(_texts(values, "").tolist())
+        return list(_strings(values, ""))
     return [float(v) for v in values]
 
 
@@ -434,7 +441,7 @@ def _ranges(ds: xr.Dataset, trajectory: bool, limit: int) -> Iterator[str]:
         for block in _blocks(var.shape, limit):
             values = _slab(var, block)
             if values.size:
-                yield sep + ",".join(_texts(values, "null").tolist())
+                yield sep + ",".join(_strings(values, "null"))
                 sep = ","
         yield "]}"
 
