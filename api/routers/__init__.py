@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.routing import _get_scope_included_router  # (what APIRouter.matches reads)
 from starlette._utils import get_route_path  # (as FastAPI does: the path under root_path)
 from starlette.routing import Match
 from starlette.types import Scope
@@ -15,10 +16,16 @@ class Router(APIRouter):
     before the one that serves it, at ~2 us a route (each try saves and restores its
     place in the scope), then matches the chosen router's routes again: in process, a
     Zarr read behind 12 routers (~60 routes) spent ~90 us finding its route, an EDR point
-    ~77 us. Every route of a router starts with its prefix (``APIRouter`` prepends it),
-    so a path that does not start with it matches none of them."""
+    ~77 us. Every route of a router starts with its prefix (``APIRouter`` prepends it)
+    after those it was included under, so a path that does not start with them matches
+    none of them."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if self.prefix and not get_route_path(scope).startswith(self.prefix):
-            return Match.NONE, {}
+        if self.prefix and "{" not in self.prefix:
+            # The prefixes it was included under come first (``include_router(prefix=...)``,
+            # a router included in another); unknown: try the routes, as FastAPI does.
+            included = _get_scope_included_router(scope)
+            outer = getattr(getattr(included, "include_context", None), "prefix", None)
+            if isinstance(outer, str) and not get_route_path(scope).startswith(outer + self.prefix):
+                return Match.NONE, {}
         return super().matches(scope)

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 from collections import Counter
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Match
@@ -71,6 +71,25 @@ def test_a_router_does_not_try_its_routes_on_a_path_outside_its_prefix() -> None
         assert client.get(f"{root}/firstly/one").status_code == 404
         assert client.get(f"{root}/second/one", follow_redirects=False).json() == "second"
         assert client.get(f"{root}/second/one/", follow_redirects=False).status_code == 307
+
+
+def test_a_router_included_under_prefixes_answers_as_an_api_router() -> None:
+    """The prefixes a ``Router`` is included under (``include_router(prefix=...)``, a
+    router inside another) come before its own: the same answers as plain routers."""
+    answers = {}
+    for cls in (APIRouter, Router):
+        app = FastAPI()
+        alone = cls(prefix="/v1")
+        alone.get("/x")(lambda: "x")
+        app.include_router(alone, prefix="/api")
+        outer, inner = cls(prefix="/o"), cls(prefix="/i")
+        inner.get("/z")(lambda: "z")
+        outer.include_router(inner, prefix="/mid")
+        app.include_router(outer, prefix="/top")
+        client = TestClient(app)
+        paths = ("/api/v1/x", "/top/o/mid/i/z", "/v1/x", "/o/i/z", "/top/o/i/z", "/api/v1")
+        answers[cls] = [client.get(p).status_code for p in paths]
+    assert answers[Router] == answers[APIRouter] == [200, 200, 404, 404, 404, 404]
 
 
 def test_every_router_of_the_app_skips_foreign_paths(env: Env) -> None:
